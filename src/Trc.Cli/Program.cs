@@ -1,0 +1,3 @@
+using Trc.Cli;
+
+return TrcCli.Run(args, CliConsole.FromProcess());

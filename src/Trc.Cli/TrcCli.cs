@@ -1,0 +1,37 @@
+using System.CommandLine;
+using Trc.Cli.Commands;
+
+namespace Trc.Cli;
+
+/// <summary>The <c>trc</c> command tree. Tests call <see cref="Run"/> with their own streams.</summary>
+public static class TrcCli
+{
+    /// <summary>Builds the command tree bound to <paramref name="console"/>.</summary>
+    public static RootCommand Build(CliConsole console)
+    {
+        var root = new RootCommand("""
+            trc: a self-hostable application platform. Each app instance runs in its own microVM,
+            behind an L4 edge that routes TLS by SNI without terminating it.
+            """);
+        root.Subcommands.Add(TomlCommands.Create(console));
+        return root;
+    }
+
+    /// <summary>Parses and runs a command line; returns the process exit code.</summary>
+    public static int Run(string[] args, CliConsole console)
+    {
+        var root = Build(console);
+        var parse = root.Parse(args);
+        var config = new InvocationConfiguration { Output = console.Out, Error = console.Err };
+        if (parse.Errors.Count > 0)
+        {
+            foreach (var error in parse.Errors)
+            {
+                console.Err.WriteLine($"trc: {error.Message}");
+            }
+            console.Err.WriteLine("Run 'trc --help' (or 'trc COMMAND --help') for usage.");
+            return ExitCodes.Usage;
+        }
+        return parse.Invoke(config);
+    }
+}
