@@ -14,6 +14,11 @@ public static class TrcCli
             behind an L4 edge that routes TLS by SNI without terminating it.
             """);
         root.Subcommands.Add(TomlCommands.Create(console));
+        foreach (var command in ManifestCommands.Create(console))
+        {
+            root.Subcommands.Add(command);
+        }
+        root.Subcommands.Add(SecretsCommands.Create(console));
         return root;
     }
 

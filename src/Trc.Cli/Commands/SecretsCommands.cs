@@ -1,0 +1,311 @@
+using System.CommandLine;
+using System.Text;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using Trc.Core.Secrets;
+
+namespace Trc.Cli.Commands;
+
+/// <summary>
+/// <c>trc secrets render</c> and <c>trc secrets decode</c>: offline tools for the secrets file
+/// (ADR 0010). No message printed here ever contains a secret value.
+/// </summary>
+internal static class SecretsCommands
+{
+    /// <summary>A JSON source can be larger than the file it renders (escapes, base64), but not unboundedly.</summary>
+    private const int MaxJsonBytes = 32 * 1024 * 1024;
+
+    public static Command Create(CliConsole console)
+    {
+        var secrets = new Command("secrets", "Secrets file tools (the TRC_SECRETS_V1 format).");
+        secrets.Subcommands.Add(CreateRender(console));
+        secrets.Subcommands.Add(CreateDecode(console));
+        return secrets;
+    }
+
+    private static Command CreateRender(CliConsole console)
+    {
+        var fromJson = new Option<string>("--from-json")
+        {
+            Description = """
+                A JSON object of KEY: value, where value is a string (its UTF-8 bytes) or
+                {"base64": "..."} (arbitrary bytes, standard base64 with padding).
+                """,
+            HelpName = "FILE",
+        };
+        var render = new Command("render", """
+            Write a secrets file to stdout, byte for byte: the header, then KEY=VALUE lines sorted
+            by key, values raw, or as base64: when they hold CR, LF, NUL or non-UTF-8 bytes or
+            start with "base64:".
+            A source is required; today the only source is --from-json.
+
+            Example:
+              echo '{"DB_PASSWORD": "hunter2", "TLS_KEY": {"base64": "AAEC"}}' > s.json
+              trc secrets render --from-json s.json > app.secrets
+            """);
+        render.Options.Add(fromJson);
+
+        // Exactly one source: a later source option (such as rendering from the server) joins
+        // this check instead of making --from-json itself required.
+        render.Validators.Add(result =>
+        {
+            if (result.GetResult(fromJson) is null)
+            {
+                result.AddError("Option '--from-json' is required: trc secrets render needs a source, e.g. 'trc secrets render --from-json secrets.json'.");
+            }
+        });
+        render.SetAction(parse => RenderFromJson(console, parse.GetRequiredValue(fromJson)));
+        return render;
+    }
+
+    private static Command CreateDecode(CliConsole console)
+    {
+        var file = new Argument<string>("FILE") { Description = "The secrets file to read." };
+        var decode = new Command("decode", """
+            Parse a secrets file strictly and print {"KEY": "<base64 of the exact value bytes>"}
+            in file order on stdout (exit 0), or FILE:LINE:COL: message on stderr (exit 1).
+            Messages name keys and positions, never values.
+
+            Example:
+              trc secrets decode app.secrets
+            """);
+        decode.Arguments.Add(file);
+        decode.SetAction(parse => Decode(console, parse.GetRequiredValue(file)));
+        return decode;
+    }
+
+    private static int RenderFromJson(CliConsole console, string path)
+    {
+        if (!TryReadFile(console, path, MaxJsonBytes, out var json))
+        {
+            return ExitCodes.IoError;
+        }
+        if (json.Length > MaxJsonBytes)
+        {
+            console.Err.WriteLine($"{path}: the JSON file is larger than {MaxJsonBytes / (1024 * 1024)} MiB; a secrets file is at most 4 MiB");
+            return ExitCodes.Invalid;
+        }
+        var secrets = ReadJsonSecrets(json, out var error);
+        if (secrets is null)
+        {
+            console.Err.WriteLine($"{path}: {error}");
+            return ExitCodes.Invalid;
+        }
+        byte[] file;
+        try
+        {
+            file = SecretsFile.Encode(secrets);
+        }
+        catch (ArgumentException e)
+        {
+            // The encoder's messages name keys and limits, never values.
+            console.Err.WriteLine($"{path}: {e.Message}");
+            return ExitCodes.Invalid;
+        }
+        console.OutStream.Write(file);
+        console.OutStream.Flush();
+        return ExitCodes.Ok;
+    }
+
+    /// <summary>Reads the JSON source; on failure <paramref name="error"/> names the key or position, never a value.</summary>
+    private static List<KeyValuePair<string, byte[]>>? ReadJsonSecrets(byte[] json, out string? error)
+    {
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(json, new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Disallow, AllowTrailingCommas = false });
+        }
+        catch (JsonException e)
+        {
+            // JsonException's own message can quote the offending text, which may be part of a secret.
+            error = $"not valid JSON at line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1} of that line";
+            return null;
+        }
+        using (document)
+        {
+            if (document.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                error = $"the JSON must be an object of KEY: value, not {Kind(document.RootElement.ValueKind)}";
+                return null;
+            }
+            var secrets = new List<KeyValuePair<string, byte[]>>();
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            var index = 0;
+            foreach (var property in document.RootElement.EnumerateObject())
+            {
+                index++;
+                if (!TryGetName(property, out var key))
+                {
+                    error = $"the name of property {index} is not valid Unicode (a lone surrogate or invalid UTF-8)";
+                    return null;
+                }
+                if (!SecretsFile.IsValidKey(key, out var keyProblem))
+                {
+                    error = keyProblem;
+                    return null;
+                }
+                if (!seen.Add(key))
+                {
+                    error = $"duplicate key {key} in the JSON object";
+                    return null;
+                }
+                var value = ReadValue(key, property.Value, out error);
+                if (value is null)
+                {
+                    return null;
+                }
+                secrets.Add(new(key, value));
+            }
+            error = null;
+            return secrets;
+        }
+    }
+
+    private static byte[]? ReadValue(string key, JsonElement value, out string? error)
+    {
+        const string expected = "a string or {\"base64\": \"...\"}";
+        error = null;
+        switch (value.ValueKind)
+        {
+            case JsonValueKind.String:
+                if (!TryGetString(value, out var text))
+                {
+                    error = $"the value of {key} is not valid Unicode (a lone surrogate or invalid UTF-8); use {{\"base64\": \"...\"}} for arbitrary bytes";
+                    return null;
+                }
+                return Encoding.UTF8.GetBytes(text);
+
+            case JsonValueKind.Object:
+                byte[]? decoded = null;
+                var fields = 0;
+                foreach (var field in value.EnumerateObject())
+                {
+                    fields++;
+                    if (!TryGetName(field, out var name) || name != "base64")
+                    {
+                        error = $"the value of {key} is an object with a field other than \"base64\"; it must be {expected}";
+                        return null;
+                    }
+                    if (fields > 1)
+                    {
+                        error = $"the value of {key} has the field \"base64\" twice";
+                        return null;
+                    }
+                    if (field.Value.ValueKind != JsonValueKind.String || !TryGetString(field.Value, out var base64))
+                    {
+                        error = $"the field \"base64\" of {key} must be a string of standard base64, not {Kind(field.Value.ValueKind)}";
+                        return null;
+                    }
+                    if (!SecretsFile.TryDecodeBase64(Encoding.UTF8.GetBytes(base64), out decoded, out var at, out var problem))
+                    {
+                        error = $"the field \"base64\" of {key} is not canonical standard base64: {problem} (at character {at + 1})";
+                        return null;
+                    }
+                }
+                if (decoded is null)
+                {
+                    error = $"the value of {key} is an empty object; it must be {expected}";
+                }
+                return decoded;
+
+            default:
+                error = $"the value of {key} is {Kind(value.ValueKind)}; it must be {expected}";
+                return null;
+        }
+    }
+
+    private static int Decode(CliConsole console, string path)
+    {
+        if (!TryReadFile(console, path, SecretsFile.MaxFileBytes, out var bytes))
+        {
+            return ExitCodes.IoError;
+        }
+        var result = SecretsFile.Parse(bytes);
+        if (!result.IsSuccess)
+        {
+            // LINE:COL: message (byte offset N); the message never contains a value.
+            console.Err.WriteLine($"{path}:{result.Error}");
+            return ExitCodes.Invalid;
+        }
+        using var writer = new Utf8JsonWriter(console.OutStream, new JsonWriterOptions { Indented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+        writer.WriteStartObject();
+        foreach (var (key, value) in result.Secrets!)
+        {
+            writer.WriteString(key, Convert.ToBase64String(value));
+        }
+        writer.WriteEndObject();
+        writer.Flush();
+        console.OutStream.Write("\n"u8);
+        return ExitCodes.Ok;
+    }
+
+    /// <summary>
+    /// Reads at most <paramref name="limit"/> + 1 bytes, so that an oversized file is reported by
+    /// its reader without being loaded whole.
+    /// </summary>
+    private static bool TryReadFile(CliConsole console, string path, int limit, out byte[] bytes)
+    {
+        bytes = [];
+        try
+        {
+            using var stream = File.OpenRead(path);
+            using var buffer = new MemoryStream();
+            var chunk = new byte[81920];
+            int read;
+            while (buffer.Length <= limit && (read = stream.Read(chunk, 0, chunk.Length)) > 0)
+            {
+                buffer.Write(chunk, 0, read);
+            }
+            bytes = buffer.Length > limit + 1L ? buffer.GetBuffer().AsSpan(0, limit + 1).ToArray() : buffer.ToArray();
+            return true;
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            console.Err.WriteLine($"{path}: no such file");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            console.Err.WriteLine($"{path}: cannot read the file: {e.Message}");
+        }
+        return false;
+    }
+
+    private static bool TryGetName(JsonProperty property, out string name)
+    {
+        try
+        {
+            name = property.Name;
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            name = "";
+            return false;
+        }
+    }
+
+    private static bool TryGetString(JsonElement element, out string text)
+    {
+        try
+        {
+            text = element.GetString()!;
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            text = "";
+            return false;
+        }
+    }
+
+    private static string Kind(JsonValueKind kind) => kind switch
+    {
+        JsonValueKind.Number => "a number",
+        JsonValueKind.Array => "an array",
+        JsonValueKind.Null => "null",
+        JsonValueKind.True or JsonValueKind.False => "a boolean",
+        JsonValueKind.Object => "an object",
+        JsonValueKind.String => "a string",
+        _ => "missing",
+    };
+}

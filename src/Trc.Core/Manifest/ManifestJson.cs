@@ -1,0 +1,121 @@
+using System.Text.Encodings.Web;
+using System.Text.Json;
+
+namespace Trc.Core.Manifest;
+
+/// <summary>
+/// The normalized JSON form of a manifest (<c>trc manifest json</c>): every default filled, sizes in
+/// bytes, durations in milliseconds, keys in a fixed order. Releases store this form, so it must
+/// only ever gain optional fields.
+/// </summary>
+public static class ManifestJson
+{
+    /// <summary>Writes the manifest as indented JSON ending with a newline.</summary>
+    public static string Serialize(AppManifest manifest)
+    {
+        using var stream = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        {
+            Write(writer, manifest);
+        }
+        return System.Text.Encoding.UTF8.GetString(stream.ToArray()) + "\n";
+    }
+
+    /// <summary>Writes the manifest to a JSON writer.</summary>
+    public static void Write(Utf8JsonWriter w, AppManifest manifest)
+    {
+        w.WriteStartObject();
+        w.WriteString("app", manifest.App);
+        w.WriteStartObject("processes");
+        foreach (var p in manifest.Processes)
+        {
+            w.WriteStartObject(p.Name);
+            if (p.Command is null)
+            {
+                w.WriteNull("command");
+            }
+            else
+            {
+                w.WriteStartArray("command");
+                foreach (var arg in p.Command)
+                {
+                    w.WriteStringValue(arg);
+                }
+                w.WriteEndArray();
+            }
+            w.WriteStartArray("ports");
+            foreach (var port in p.Ports)
+            {
+                w.WriteNumberValue(port);
+            }
+            w.WriteEndArray();
+            w.WriteNumber("cpu", p.Cpu);
+            w.WriteNumber("memory_bytes", p.MemoryBytes);
+            if (p.User is null)
+            {
+                w.WriteNull("user");
+            }
+            else
+            {
+                w.WriteString("user", p.User);
+            }
+            w.WriteStartObject("scaling");
+            w.WriteNumber("min", p.Scaling.Min);
+            w.WriteNumber("max", p.Scaling.Max);
+            w.WriteEndObject();
+            if (p.Healthcheck is not { } h)
+            {
+                w.WriteNull("healthcheck");
+            }
+            else
+            {
+                w.WriteStartObject("healthcheck");
+                w.WriteString("type", h.Kind == HealthcheckKind.Tcp ? "tcp" : "http");
+                w.WriteNumber("port", h.Port);
+                if (h.Path is null)
+                {
+                    w.WriteNull("path");
+                }
+                else
+                {
+                    w.WriteString("path", h.Path);
+                }
+                w.WriteNumber("interval_ms", (long)h.Interval.TotalMilliseconds);
+                w.WriteNumber("timeout_ms", (long)h.Timeout.TotalMilliseconds);
+                w.WriteEndObject();
+            }
+            w.WriteEndObject();
+        }
+        w.WriteEndObject();
+
+        w.WriteStartArray("routes");
+        foreach (var r in manifest.Routes)
+        {
+            w.WriteStartObject();
+            w.WriteString("hostname", r.Hostname);
+            w.WriteNumber("listen_port", r.ListenPort);
+            w.WriteString("protocol", r.Protocol == RouteProtocol.TcpRaw ? "tcp_raw" : "tls_passthrough");
+            w.WriteString("process", r.Process);
+            w.WriteNumber("backend_port", r.BackendPort);
+            w.WriteString("proxy_protocol", r.ProxyProtocol == ProxyProtocolMode.V2 ? "v2" : "off");
+            w.WriteBoolean("backend_expects_proxy_protocol", r.BackendExpectsProxyProtocol);
+            w.WriteBoolean("ipv4_required", r.Ipv4Required);
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+
+        w.WriteStartArray("volumes");
+        foreach (var v in manifest.Volumes)
+        {
+            w.WriteStartObject();
+            w.WriteString("name", v.Name);
+            w.WriteNumber("size_bytes", v.SizeBytes);
+            w.WriteString("process", v.Process);
+            w.WriteBoolean("backup_enabled", v.BackupEnabled);
+            w.WriteString("mount_path", v.MountPath);
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        w.WriteEndObject();
+    }
+}
