@@ -18,8 +18,10 @@ public static class SharedTestData
     public static string PathOf(params string[] parts) =>
         Path.Combine([Directory ?? throw new InvalidOperationException(MissingMessage), .. parts]);
 
-    /// <summary>The repository root (the directory holding trc.slnx).</summary>
-    public static string RepositoryRoot { get; } = FindRepositoryRoot();
+    private static readonly Lazy<string> Repository = new(FindRepositoryRoot);
+
+    /// <summary>The repository root (the directory holding trc.slnx), or <c>$TRC_REPOSITORY_ROOT</c>.</summary>
+    public static string RepositoryRoot => Repository.Value;
 
     private static string? Locate()
     {
@@ -28,18 +30,41 @@ public static class SharedTestData
         {
             return System.IO.Directory.Exists(fromEnv) ? fromEnv : null;
         }
-        var candidate = Path.GetFullPath(Path.Combine(RepositoryRoot, "..", "shared", "testdata"));
+        var root = TryFindRepositoryRoot();
+        if (root is null)
+        {
+            return null;
+        }
+        var candidate = Path.GetFullPath(Path.Combine(root, "..", "shared", "testdata"));
         return System.IO.Directory.Exists(candidate) ? candidate : null;
     }
 
-    private static string FindRepositoryRoot()
+    private static string FindRepositoryRoot() =>
+        TryFindRepositoryRoot() ?? throw new InvalidOperationException(
+            $"trc.slnx not found above {AppContext.BaseDirectory} or {Environment.CurrentDirectory}; set TRC_REPOSITORY_ROOT");
+
+    private static string? TryFindRepositoryRoot()
     {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "trc.slnx")))
+        var fromEnv = Environment.GetEnvironmentVariable("TRC_REPOSITORY_ROOT");
+        if (!string.IsNullOrEmpty(fromEnv))
         {
-            dir = dir.Parent;
+            return File.Exists(Path.Combine(fromEnv, "trc.slnx")) ? fromEnv : null;
         }
-        return dir?.FullName ?? throw new InvalidOperationException($"trc.slnx not found above {AppContext.BaseDirectory}");
+        // Test binaries usually live under the repository; with --artifacts-path they may not,
+        // and then the working directory (where dotnet test was started) is the next guess.
+        foreach (var start in new[] { AppContext.BaseDirectory, Environment.CurrentDirectory })
+        {
+            var dir = new DirectoryInfo(start);
+            while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "trc.slnx")))
+            {
+                dir = dir.Parent;
+            }
+            if (dir is not null)
+            {
+                return dir.FullName;
+            }
+        }
+        return null;
     }
 }
 

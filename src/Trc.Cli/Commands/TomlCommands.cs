@@ -32,7 +32,7 @@ internal static class TomlCommands
             console.Err.WriteLine($"stdin:{result.Error}");
             return ExitCodes.Invalid;
         }
-        using var writer = new Utf8JsonWriter(console.OutStream, new JsonWriterOptions { Indented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+        using var writer = new Utf8JsonWriter(console.OutStream, new JsonWriterOptions { Indented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping, MaxDepth = TomlTaggedJson.MaxJsonDepth });
         TomlTaggedJson.Write(writer, result.Document!.Root);
         writer.Flush();
         console.OutStream.Write("\n"u8);

@@ -115,7 +115,8 @@ public static class ManifestFormatter
             {
                 Comment(line, "");
             }
-            var name = TomlKeys.Join(path);
+            // Source text, not a message: quote each part, never shorten it.
+            var name = string.Join('.', path.Select(TomlKeys.Quote));
             _out.Append(isArrayElement ? $"[[{name}]]" : $"[{name}]");
             Trailing(comments?.Trailing);
             foreach (var line in comments?.ClosingLines ?? [])

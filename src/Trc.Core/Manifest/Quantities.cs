@@ -66,7 +66,7 @@ public static class ByteSize
         return true;
     }
 
-    internal static string Shorten(string s) => s.Length > 40 ? s[..40] + "…" : s;
+    internal static string Shorten(string s) => Toml.TomlKeys.Printable(s, 40);
 }
 
 /// <summary>Durations written like <c>500ms</c>, <c>5s</c>, <c>2m</c> or <c>1h</c>: a positive integer and one unit.</summary>

@@ -17,19 +17,30 @@ public sealed class SourceText
 {
     private readonly int[] _lineStarts;
 
+    // Offsets of the low halves of surrogate pairs, ascending: a column is the distance from the line
+    // start minus those in between, so finding it costs two binary searches rather than a rescan of
+    // the line (which made a long one-line array quadratic, as every value records its position).
+    private readonly int[] _lowSurrogates;
+
     /// <summary>Indexes <paramref name="text"/>. Lines end at LF; a CR before it belongs to the line.</summary>
     public SourceText(string text)
     {
         Text = text;
         var starts = new List<int> { 0 };
+        List<int>? lows = null;
         for (var i = 0; i < text.Length; i++)
         {
             if (text[i] == '\n')
             {
                 starts.Add(i + 1);
             }
+            else if (char.IsLowSurrogate(text[i]))
+            {
+                (lows ??= []).Add(i);
+            }
         }
         _lineStarts = starts.ToArray();
+        _lowSurrogates = lows?.ToArray() ?? [];
     }
 
     /// <summary>The whole text.</summary>
@@ -44,15 +55,15 @@ public sealed class SourceText
         {
             line = ~line - 1;
         }
-        var column = 1;
-        for (var i = _lineStarts[line]; i < offset; i++)
-        {
-            // A surrogate pair is one scalar value: count only its high half.
-            if (!char.IsLowSurrogate(Text[i]))
-            {
-                column++;
-            }
-        }
+        var lineStart = _lineStarts[line];
+        // A surrogate pair is one scalar value: count only its high half.
+        var column = 1 + (offset - lineStart) - (LowSurrogatesBefore(offset) - LowSurrogatesBefore(lineStart));
         return new TomlPosition(line + 1, column);
+    }
+
+    private int LowSurrogatesBefore(int offset)
+    {
+        var index = Array.BinarySearch(_lowSurrogates, offset);
+        return index >= 0 ? index : ~index;
     }
 }

@@ -42,8 +42,39 @@ public static class TomlKeys
             {
                 sb.Append('.');
             }
-            var quoted = Quote(part);
-            sb.Append(quoted.Length > MaxPrintedLength ? string.Concat(quoted.AsSpan(0, MaxPrintedLength), "…") : quoted);
+            sb.Append(Printable(Quote(part), MaxPrintedLength));
+        }
+        return sb.ToString();
+    }
+
+    /// <summary>
+    /// Source text for a message: at most <paramref name="max"/> characters (then an ellipsis),
+    /// never half a surrogate pair, and control characters written as <c>\uXXXX</c> so that a
+    /// message printed to a terminal cannot carry escape sequences from the document.
+    /// </summary>
+    internal static string Printable(ReadOnlySpan<char> text, int max)
+    {
+        var cut = Math.Min(text.Length, max);
+        // Parsed text has no lone surrogate, so a high surrogate at the cut means the cut split a pair.
+        if (cut > 0 && char.IsHighSurrogate(text[cut - 1]))
+        {
+            cut--;
+        }
+        var sb = new StringBuilder(cut + 1);
+        foreach (var c in text[..cut])
+        {
+            if (char.IsControl(c))
+            {
+                sb.Append("\\u").Append(((int)c).ToString("X4", System.Globalization.CultureInfo.InvariantCulture));
+            }
+            else
+            {
+                sb.Append(c);
+            }
+        }
+        if (cut < text.Length)
+        {
+            sb.Append('…');
         }
         return sb.ToString();
     }

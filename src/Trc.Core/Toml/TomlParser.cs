@@ -10,7 +10,18 @@ public sealed record TomlParserOptions
     /// Deepest nesting allowed, counting header key parts, dotted key parts, arrays and inline tables.
     /// It bounds recursion in the parser and in everything that walks the result.
     /// </summary>
-    public int MaxDepth { get; init; } = 128;
+    public int MaxDepth
+    {
+        get => _maxDepth;
+        init => _maxDepth = value is >= 1 and <= MaxAllowedDepth
+            ? value
+            : throw new ArgumentOutOfRangeException(nameof(MaxDepth), value, $"MaxDepth must be between 1 and {MaxAllowedDepth}: deeper recursion risks the stack");
+    }
+
+    /// <summary>The largest <see cref="MaxDepth"/> accepted: deep enough for any real document, shallow enough for any thread's stack.</summary>
+    public const int MaxAllowedDepth = 512;
+
+    private readonly int _maxDepth = 128;
 
     /// <summary>The defaults.</summary>
     public static TomlParserOptions Default { get; } = new();
@@ -58,9 +69,38 @@ public sealed class TomlParser
         return ParseSyntax(Encoding.UTF8.GetString(body), options, bom);
     }
 
-    /// <summary>Parses a string (already decoded).</summary>
-    public static TomlDocumentSyntax ParseSyntax(string text, TomlParserOptions? options = null) =>
-        ParseSyntax(text.StartsWith('\uFEFF') ? text[1..] : text, options, text.StartsWith('\uFEFF'));
+    /// <summary>
+    /// Parses a string (already decoded). A lone surrogate is an error at its position: such a string
+    /// is not Unicode text, so it cannot be a TOML document.
+    /// </summary>
+    public static TomlDocumentSyntax ParseSyntax(string text, TomlParserOptions? options = null)
+    {
+        var bom = text.StartsWith('\uFEFF');
+        var body = bom ? text[1..] : text;
+        var loneAt = FindLoneSurrogate(body);
+        if (loneAt >= 0)
+        {
+            var position = new SourceText(body).GetPosition(loneAt);
+            throw new TomlException(new TomlError(position, $"invalid UTF-16: U+{(int)body[loneAt]:X4} is a lone surrogate, not a Unicode scalar value"));
+        }
+        return ParseSyntax(body, options, bom);
+    }
+
+    private static int FindLoneSurrogate(ReadOnlySpan<char> text)
+    {
+        var i = text.IndexOfAnyInRange('\uD800', '\uDFFF');
+        while (i >= 0)
+        {
+            if (!(char.IsHighSurrogate(text[i]) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1])))
+            {
+                return i;
+            }
+            i += 2;
+            var next = text[i..].IndexOfAnyInRange('\uD800', '\uDFFF');
+            i = next < 0 ? -1 : i + next;
+        }
+        return -1;
+    }
 
     private static TomlDocumentSyntax ParseSyntax(string text, TomlParserOptions? options, bool bom)
     {
@@ -122,6 +162,11 @@ public sealed class TomlParser
 
     // ---- lines, whitespace, comments ---------------------------------------------------------
 
+    private const string LoneCarriageReturn = "carriage return (U+000D) must be followed by a line feed: a lone CR is not a line ending in TOML";
+
+    /// <summary>True at LF or CRLF: a lone CR is not a line ending in TOML.</summary>
+    private bool IsNewline(int p) => p < _n && (_s[p] == '\n' || (_s[p] == '\r' && p + 1 < _n && _s[p + 1] == '\n'));
+
     private void SkipWhitespace()
     {
         while (_p < _n && _s[_p] is ' ' or '\t')
@@ -143,7 +188,7 @@ public sealed class TomlParser
             _p += 2;
             return;
         }
-        throw Error(_p, "carriage return (U+000D) must be followed by a line feed: a lone CR is not a line ending in TOML");
+        throw Error(_p, LoneCarriageReturn);
     }
 
     private void ExpectLineEnd(string after)
@@ -271,7 +316,7 @@ public sealed class TomlParser
                 '=' => "a key is missing before '='",
                 '.' => "a key part is missing before '.'",
                 ']' => $"the {context} has an empty key",
-                '\n' or '\r' => $"expected a key in the {context}, found the end of the line",
+                '\n' or '\r' when IsNewline(_p) => $"expected a key in the {context}, found the end of the line",
                 _ => $"expected a key in the {context}, found {Describe(_p)} (bare keys may hold only A-Z a-z 0-9 _ -; quote other names)",
             };
             throw Error(_p, what);
@@ -286,7 +331,7 @@ public sealed class TomlParser
         SkipWhitespace();
         if (_p >= _n || _s[_p] != '=')
         {
-            var found = _p >= _n || _s[_p] is '\n' or '\r' ? "the end of the line" : Describe(_p);
+            var found = _p >= _n || IsNewline(_p) ? "the end of the line" : Describe(_p);
             throw Error(_p, $"expected '=' after the key {key.DottedName}, found {found}");
         }
         _p++;
@@ -303,7 +348,7 @@ public sealed class TomlParser
         {
             throw Error(_p, $"value nests deeper than {_options.MaxDepth} levels");
         }
-        if (_p >= _n || _s[_p] is '\n' or '\r' or '#')
+        if (_p >= _n || _s[_p] == '#' || IsNewline(_p))
         {
             throw Error(_p, $"the key {key.DottedName} has no value after '='");
         }
@@ -441,7 +486,7 @@ public sealed class TomlParser
             {
                 throw Error(start, "the inline table is not closed: expected '}'");
             }
-            if (_s[_p] is '\n' or '\r')
+            if (IsNewline(_p))
             {
                 throw Error(_p, "an inline table must stay on one line (TOML 1.0): found a line break before '}'");
             }
@@ -471,7 +516,7 @@ public sealed class TomlParser
                 _p++;
                 return new TomlInlineTableSyntax { Start = start, End = _p, Entries = entries };
             }
-            if (c is '\n' or '\r')
+            if (IsNewline(_p))
             {
                 throw Error(_p, "an inline table must stay on one line (TOML 1.0): found a line break before '}'");
             }
@@ -502,6 +547,10 @@ public sealed class TomlParser
             {
                 ParseEscape(multiline: false);
                 continue;
+            }
+            if (c == '\r' && !IsNewline(_p))
+            {
+                throw Error(_p, LoneCarriageReturn);
             }
             if (c is '\n' or '\r')
             {
@@ -567,6 +616,10 @@ public sealed class TomlParser
                 var value = _s[(start + 1).._p];
                 _p++;
                 return value;
+            }
+            if (c == '\r' && !IsNewline(_p))
+            {
+                throw Error(_p, LoneCarriageReturn);
             }
             if (c is '\n' or '\r')
             {
@@ -667,7 +720,7 @@ public sealed class TomlParser
                 _p += 2;
                 return true;
             }
-            throw Error(_p, "carriage return (U+000D) must be followed by a line feed");
+            throw Error(_p, LoneCarriageReturn);
         }
         if (IsForbiddenControl(c))
         {
@@ -724,7 +777,7 @@ public sealed class TomlParser
             }
             return;
         }
-        throw Error(start, $"invalid escape sequence '\\{(IsForbiddenControl(c) || char.IsSurrogate(c) ? "" : c.ToString())}' ({Describe(_p)}); valid escapes are \\b \\t \\n \\f \\r \\\" \\\\ \\uXXXX \\UXXXXXXXX");
+        throw Error(start, $"invalid escape sequence '\\{(char.IsControl(c) || char.IsSurrogate(c) ? "" : c.ToString())}' ({Describe(_p)}); valid escapes are \\b \\t \\n \\f \\r \\\" \\\\ \\uXXXX \\UXXXXXXXX");
     }
 
     private void AppendUnicodeEscape(int start, int digits)
@@ -1166,7 +1219,7 @@ public sealed class TomlParser
             }
             end++;
         }
-        return _s[start..end];
+        return TomlKeys.Printable(_s.AsSpan(start, end - start), 40);
     }
 
     // ---- characters and errors -----------------------------------------------------------------
@@ -1187,8 +1240,7 @@ public sealed class TomlParser
     /// <summary>Control characters TOML allows nowhere unescaped (tab is allowed; line ends are handled apart).</summary>
     private static bool IsForbiddenControl(char c) => (c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7F;
 
-    private static string Shorten(ReadOnlySpan<char> token) =>
-        token.Length > 40 ? string.Concat(token[..40], "…") : token.ToString();
+    private static string Shorten(ReadOnlySpan<char> token) => TomlKeys.Printable(token, 40);
 
     private string Describe(int p)
     {
@@ -1197,15 +1249,15 @@ public sealed class TomlParser
             return "the end of the document";
         }
         var c = _s[p];
-        if (c == '\n')
+        if (IsNewline(p))
         {
             return "the end of the line";
         }
-        if (char.IsHighSurrogate(c) && p + 1 < _n)
+        if (char.IsHighSurrogate(c) && p + 1 < _n && char.IsLowSurrogate(_s[p + 1]))
         {
             return $"'{_s.AsSpan(p, 2)}' (U+{char.ConvertToUtf32(c, _s[p + 1]):X4})";
         }
-        if (c < 0x20 || c == 0x7F || char.IsSurrogate(c) || char.IsWhiteSpace(c) && c != ' ')
+        if (char.IsControl(c) || char.IsSurrogate(c) || char.IsWhiteSpace(c) && c != ' ')
         {
             return $"U+{(int)c:X4}";
         }

@@ -11,6 +11,12 @@ namespace Trc.Core.Toml;
 /// </summary>
 public static class TomlTaggedJson
 {
+    /// <summary>
+    /// JSON nesting needed for the deepest document the parser accepts: every TOML level can cost
+    /// two JSON levels (an array of tables is an array holding objects).
+    /// </summary>
+    public const int MaxJsonDepth = (TomlParserOptions.MaxAllowedDepth * 2) + 8;
+
     /// <summary>Writes a table as tagged JSON.</summary>
     public static void Write(Utf8JsonWriter writer, TomlTable table)
     {
@@ -27,7 +33,7 @@ public static class TomlTaggedJson
     public static string Encode(TomlTable table)
     {
         using var stream = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        using (var writer = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping, MaxDepth = MaxJsonDepth }))
         {
             Write(writer, table);
         }

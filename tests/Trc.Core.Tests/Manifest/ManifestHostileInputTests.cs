@@ -51,5 +51,18 @@ public sealed class ManifestHostileInputTests
             $"{name}: expected a message containing '{expected}', got:\n{string.Join("\n", result.Diagnostics.Take(5))}");
     }
 
+    [Theory]
+    [InlineData("app = \"\\u001b[2Jx\"\n[processes.web]\nmemory = \"1Gi\"\n")]
+    [InlineData("app = \"a\"\n[processes.web]\nmemory = \"\\u009b31m\"\n")]
+    [InlineData("app = \"a\"\n[processes.web]\nmemory = \"1Gi\"\nuser = \"\\u0007\"\n")]
+    [InlineData("app = \"a\"\n[processes.web]\nmemory = \"1Gi\"\nports = [80]\nhealthcheck = { tcp = 80, interval = \"\\u001b]0;pwned\\u0007\" }\n")]
+    public void Messages_never_carry_control_characters_from_the_manifest(string toml)
+    {
+        var result = ManifestLoader.Load(toml);
+        Assert.NotEmpty(result.Diagnostics);
+        Assert.All(result.Diagnostics, d => Assert.DoesNotContain(d.Format("trc.toml"), char.IsControl));
+        Assert.Contains(result.Diagnostics, d => d.Message.Contains("\\u00", StringComparison.Ordinal));
+    }
+
     private static byte[] Bytes(string s) => Encoding.UTF8.GetBytes(s);
 }

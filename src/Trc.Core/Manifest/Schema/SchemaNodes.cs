@@ -147,7 +147,8 @@ public sealed class StringNode : SchemaNode
         writer.WriteEndObject();
     }
 
-    internal static string Shorten(string s) => s.Length > 64 ? s[..64] + "…" : s;
+    /// <summary>A value for a message: shortened, with control characters escaped (no terminal escapes from a manifest).</summary>
+    internal static string Shorten(string s) => TomlKeys.Printable(s, 64);
 }
 
 /// <summary>A TOML integer within bounds. Floats are rejected, even integral ones.</summary>
