@@ -14,6 +14,19 @@ public sealed record CliResult(int ExitCode, byte[] StdoutBytes, string Stderr)
 /// <summary>Runs the CLI in-process (fast) or as the real executable (to prove the process contract).</summary>
 public static class CliRunner
 {
+    /// <summary>The repository root: the first directory above the test binaries holding trc.slnx.</summary>
+    public static string RepositoryRoot { get; } = FindRepositoryRoot();
+
+    private static string FindRepositoryRoot()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "trc.slnx")))
+        {
+            dir = dir.Parent;
+        }
+        return dir?.FullName ?? Environment.GetEnvironmentVariable("TRC_REPOSITORY_ROOT") ?? Environment.CurrentDirectory;
+    }
+
     public static CliResult Run(string[] args, byte[]? stdin = null)
     {
         using var input = new MemoryStream(stdin ?? []);

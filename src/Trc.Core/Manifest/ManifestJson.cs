@@ -51,14 +51,7 @@ public static class ManifestJson
             w.WriteEndArray();
             w.WriteNumber("cpu", p.Cpu);
             w.WriteNumber("memory_bytes", p.MemoryBytes);
-            if (p.User is null)
-            {
-                w.WriteNull("user");
-            }
-            else
-            {
-                w.WriteString("user", p.User);
-            }
+            WriteStringOrNull(w, "user", p.User);
             w.WriteStartObject("scaling");
             w.WriteNumber("min", p.Scaling.Min);
             w.WriteNumber("max", p.Scaling.Max);
@@ -72,14 +65,7 @@ public static class ManifestJson
                 w.WriteStartObject("healthcheck");
                 w.WriteString("type", h.Kind == HealthcheckKind.Tcp ? "tcp" : "http");
                 w.WriteNumber("port", h.Port);
-                if (h.Path is null)
-                {
-                    w.WriteNull("path");
-                }
-                else
-                {
-                    w.WriteString("path", h.Path);
-                }
+                WriteStringOrNull(w, "path", h.Path);
                 w.WriteNumber("interval_ms", (long)h.Interval.TotalMilliseconds);
                 w.WriteNumber("timeout_ms", (long)h.Timeout.TotalMilliseconds);
                 w.WriteEndObject();
@@ -117,5 +103,17 @@ public static class ManifestJson
         }
         w.WriteEndArray();
         w.WriteEndObject();
+    }
+
+    private static void WriteStringOrNull(Utf8JsonWriter w, string name, string? value)
+    {
+        if (value is null)
+        {
+            w.WriteNull(name);
+        }
+        else
+        {
+            w.WriteString(name, value);
+        }
     }
 }

@@ -120,23 +120,13 @@ public sealed class ManifestCommandsTests : IDisposable
     {
         var result = CliRunner.Run(["manifest", "schema"]);
         Assert.Equal(0, result.ExitCode);
-        var root = new DirectoryInfo(AppContext.BaseDirectory);
-        while (!File.Exists(Path.Combine(root.FullName, "trc.slnx")))
-        {
-            root = root.Parent!;
-        }
-        Assert.Equal(File.ReadAllText(Path.Combine(root.FullName, "docs", "manifest.schema.json")), result.Stdout);
+        Assert.Equal(File.ReadAllText(Path.Combine(CliRunner.RepositoryRoot, "docs", "manifest.schema.json")), result.Stdout);
     }
 
     [Fact]
     public async Task The_real_executable_validates_the_example()
     {
-        var root = new DirectoryInfo(AppContext.BaseDirectory);
-        while (!File.Exists(Path.Combine(root.FullName, "trc.slnx")))
-        {
-            root = root.Parent!;
-        }
-        var result = await CliRunner.RunProcessAsync(["validate", Path.Combine(root.FullName, "examples", "shop", "trc.toml")]);
+        var result = await CliRunner.RunProcessAsync(["validate", Path.Combine(CliRunner.RepositoryRoot, "examples", "shop", "trc.toml")]);
         Assert.True(result.ExitCode == 0, result.ToString());
     }
 }

@@ -31,6 +31,16 @@ public abstract class SchemaNode
         }
     }
 
+    /// <summary>Describes a range for a message from its optional bounds.</summary>
+    protected static string RangeText<T>(T? low, T? high, string both, string lowOnly)
+        where T : struct, IFormattable => (low, high) switch
+        {
+            ({ } lo, { } hi) => string.Format(CultureInfo.InvariantCulture, both, lo, hi),
+            ({ } lo, null) => string.Format(CultureInfo.InvariantCulture, lowOnly, lo),
+            (null, { } hi) => string.Format(CultureInfo.InvariantCulture, "at most {0}", hi),
+            _ => "any value",
+        };
+
     /// <summary>Reports a value of the wrong type.</summary>
     protected static void WrongType(TomlValue value, string expected, string path, ValidationContext context) =>
         context.Report(value.Position, path, $"expected {expected}, found {value.TypeNameWithArticle}", ManifestDiagnosticKind.Schema);
@@ -170,14 +180,7 @@ public sealed class IntegerNode : SchemaNode
         }
         if (n < Minimum || n > Maximum)
         {
-            var range = (Minimum, Maximum) switch
-            {
-                ({ } lo, { } hi) => $"between {lo} and {hi}",
-                ({ } lo, null) => $"at least {lo}",
-                (null, { } hi) => $"at most {hi}",
-                _ => "",
-            };
-            context.Report(value.Position, path, $"{n} is out of range: must be {range}", ManifestDiagnosticKind.Schema);
+            context.Report(value.Position, path, $"{n} is out of range: must be {RangeText(Minimum, Maximum, "between {0} and {1}", "at least {0}")}", ManifestDiagnosticKind.Schema);
         }
     }
 
@@ -232,13 +235,7 @@ public sealed class NumberNode : SchemaNode
         }
         if (n <= ExclusiveMinimum || n > Maximum)
         {
-            var range = (ExclusiveMinimum, Maximum) switch
-            {
-                ({ } lo, { } hi) => $"greater than {lo} and at most {hi}",
-                ({ } lo, null) => $"greater than {lo}",
-                (null, { } hi) => $"at most {hi}",
-                _ => "",
-            };
+            var range = RangeText(ExclusiveMinimum, Maximum, "greater than {0} and at most {1}", "greater than {0}");
             context.Report(value.Position, path, $"{n.ToString(CultureInfo.InvariantCulture)} is out of range: must be {range}", ManifestDiagnosticKind.Schema);
             return;
         }
