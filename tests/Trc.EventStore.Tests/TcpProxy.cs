@@ -1,0 +1,117 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace Trc.EventStore.Tests;
+
+/// <summary>
+/// A TCP proxy in front of Postgres that a test can break on purpose: cut every connection, or
+/// silently drop the server's replies (so the client cannot learn whether its statement committed).
+/// </summary>
+public sealed class TcpProxy : IAsyncDisposable
+{
+    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+    private readonly string _targetHost;
+    private readonly int _targetPort;
+    private readonly List<(TcpClient Client, TcpClient Server)> _pairs = [];
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _accept;
+
+    public TcpProxy(string targetHost, int targetPort)
+    {
+        _targetHost = targetHost;
+        _targetPort = targetPort;
+        _listener.Start();
+        _accept = Task.Run(AcceptLoopAsync);
+    }
+
+    public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
+
+    /// <summary>When true, bytes from the server are read and thrown away.</summary>
+    public volatile bool DropServerReplies;
+
+    /// <summary>Resets every proxied connection.</summary>
+    public void CutAll()
+    {
+        lock (_pairs)
+        {
+            foreach (var (client, server) in _pairs)
+            {
+                foreach (var socket in new[] { client, server })
+                {
+                    try
+                    {
+                        socket.Client.LingerState = new LingerOption(true, 0);
+                        socket.Close();
+                    }
+                    catch (ObjectDisposedException)
+                    {
+                    }
+                }
+            }
+            _pairs.Clear();
+        }
+    }
+
+    private async Task AcceptLoopAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            TcpClient client;
+            try
+            {
+                client = await _listener.AcceptTcpClientAsync(_stop.Token);
+            }
+            catch (Exception) when (_stop.IsCancellationRequested)
+            {
+                return;
+            }
+            var server = new TcpClient();
+            await server.ConnectAsync(_targetHost, _targetPort);
+            lock (_pairs)
+            {
+                _pairs.Add((client, server));
+            }
+            _ = PumpAsync(client.GetStream(), server.GetStream(), fromServer: false);
+            _ = PumpAsync(server.GetStream(), client.GetStream(), fromServer: true);
+        }
+    }
+
+    private async Task PumpAsync(Stream from, Stream to, bool fromServer)
+    {
+        var buffer = new byte[16384];
+        try
+        {
+            while (true)
+            {
+                var n = await from.ReadAsync(buffer, _stop.Token);
+                if (n == 0)
+                {
+                    break;
+                }
+                if (fromServer && DropServerReplies)
+                {
+                    continue;
+                }
+                await to.WriteAsync(buffer.AsMemory(0, n), _stop.Token);
+            }
+        }
+        catch (Exception)
+        {
+            // A cut connection ends its pumps.
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        _listener.Stop();
+        CutAll();
+        try
+        {
+            await _accept;
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+}
