@@ -183,8 +183,9 @@ public sealed partial class PostgresEventStore : IEventStore
             switch (row.Status)
             {
                 case 0:
+                    NoteCommitted(row.Last);
                     EventsAppended.Pulse();
-                    _notifier.NotifyEvents();
+                    _notifier.NotifyEvents(row.Last);
                     return new AppendResult(row.First, row.Last, row.Version, WasReplay: false);
                 case 1:
                     return new AppendResult(row.First, row.Last, row.Version, WasReplay: true);
@@ -326,11 +327,19 @@ public sealed partial class PostgresEventStore : IEventStore
         return result is long id ? id : 0;
     }
 
+    /// <summary>The highest event id known to be committed (appended here, or announced by another process).</summary>
+    internal long LatestCommitted => Volatile.Read(ref _latestCommitted);
+
+    private long _latestCommitted;
+
+    internal void NoteCommitted(long eventId) => PostgresNotifier.InterlockedMax(ref _latestCommitted, eventId);
+
     /// <inheritdoc />
     public async Task<bool> WaitForEventsAsync(long after, TimeSpan maxWait, CancellationToken cancellationToken)
     {
         var time = Options.TimeProvider;
         var deadline = time.GetTimestamp() + (long)(maxWait.TotalSeconds * time.TimestampFrequency);
+        var backoff = TimeSpan.FromMilliseconds(1);
         while (true)
         {
             // Take the signal's current wait before checking, so a pulse between the check and the wait is not lost.
@@ -339,9 +348,18 @@ public sealed partial class PostgresEventStore : IEventStore
             {
                 return true;
             }
-            if (Remaining(time, deadline) <= TimeSpan.Zero)
+            var remaining = Remaining(time, deadline);
+            if (remaining <= TimeSpan.Zero)
             {
                 return false;
+            }
+            if (LatestCommitted > after)
+            {
+                // Committed but not yet below the horizon: some older transaction (any transaction on
+                // the server) is still open. It will not notify us when it ends, so look again soon.
+                await Task.Delay(Min(backoff, remaining), time, cancellationToken).ConfigureAwait(false);
+                backoff = Min(backoff * 2, TimeSpan.FromMilliseconds(50));
+                continue;
             }
             await wake.ConfigureAwait(false);
         }

@@ -16,7 +16,7 @@ internal sealed partial class PostgresNotifier(PostgresEventStore store, ILogger
     private readonly AsyncSignal _send = new();
     private Task? _listen;
     private Task? _sender;
-    private int _pendingEvents;
+    private long _pendingEventId;
     private int _pendingCheckpoints;
     private readonly TaskCompletionSource _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -28,10 +28,25 @@ internal sealed partial class PostgresNotifier(PostgresEventStore store, ILogger
         await Task.WhenAny(_listening.Task, Task.Delay(wait, cancellationToken)).ConfigureAwait(false);
     }
 
-    public void NotifyEvents()
+    /// <summary>Tells other processes that events up to <paramref name="lastEventId"/> are committed.</summary>
+    public void NotifyEvents(long lastEventId)
     {
-        Volatile.Write(ref _pendingEvents, 1);
+        InterlockedMax(ref _pendingEventId, lastEventId);
         _send.Pulse();
+    }
+
+    internal static void InterlockedMax(ref long target, long value)
+    {
+        var current = Volatile.Read(ref target);
+        while (value > current)
+        {
+            var seen = Interlocked.CompareExchange(ref target, value, current);
+            if (seen == current)
+            {
+                return;
+            }
+            current = seen;
+        }
     }
 
     public void NotifyCheckpoints()
@@ -52,6 +67,10 @@ internal sealed partial class PostgresNotifier(PostgresEventStore store, ILogger
                 {
                     if (e.Channel == store.EventsChannel)
                     {
+                        if (long.TryParse(e.Payload, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var id))
+                        {
+                            store.NoteCommitted(id);
+                        }
                         store.EventsAppended.Pulse();
                     }
                     else if (e.Channel == store.CheckpointsChannel)
@@ -90,18 +109,28 @@ internal sealed partial class PostgresNotifier(PostgresEventStore store, ILogger
             try
             {
                 var wake = _send.WaitAsync(TimeSpan.FromSeconds(30), store.Options.TimeProvider, stop);
-                var events = Interlocked.Exchange(ref _pendingEvents, 0) == 1;
+                var eventId = Interlocked.Exchange(ref _pendingEventId, 0);
                 var checkpoints = Interlocked.Exchange(ref _pendingCheckpoints, 0) == 1;
-                if (events || checkpoints)
+                if (eventId > 0 || checkpoints)
                 {
-                    var sql = (events, checkpoints) switch
-                    {
-                        (true, true) => $"NOTIFY {store.EventsChannel}; NOTIFY {store.CheckpointsChannel}",
-                        (true, false) => $"NOTIFY {store.EventsChannel}",
-                        _ => $"NOTIFY {store.CheckpointsChannel}",
-                    };
                     await using var connection = await store.DataSource.OpenConnectionAsync(stop).ConfigureAwait(false);
-                    await PostgresEventStore.ExecuteAsync(connection, sql, stop).ConfigureAwait(false);
+                    await using var command = new NpgsqlCommand { Connection = connection };
+                    var calls = new List<string>();
+                    if (eventId > 0)
+                    {
+                        // The payload is the committed id, so a waiter knows the event exists even while
+                        // an older open transaction keeps it below the readers' horizon.
+                        calls.Add("pg_notify($1, $2)");
+                        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = store.EventsChannel });
+                        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = eventId.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+                    }
+                    if (checkpoints)
+                    {
+                        calls.Add($"pg_notify(${command.Parameters.Count + 1}, '')");
+                        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = store.CheckpointsChannel });
+                    }
+                    command.CommandText = "SELECT " + string.Join(", ", calls);
+                    await command.ExecuteNonQueryAsync(stop).ConfigureAwait(false);
                     continue;
                 }
                 await wake.ConfigureAwait(false);

@@ -78,8 +78,13 @@ BEGIN
     -- the lock is released, so commits still overlap.
     PERFORM pg_advisory_lock(p_lock_key);
 
-    -- Under the lock, so that an append with the same key that committed meanwhile is seen here
-    -- (one still in flight makes the INSERT below wait and fail; the caller then retries).
+    SELECT coalesce(max(e.aggregate_seq), 0) INTO v_current
+      FROM events e WHERE e.aggregate_type = p_aggregate_type AND e.aggregate_id = p_aggregate_id;
+
+    -- Under the lock, so that an append with the same key that committed meanwhile is seen (one
+    -- still in flight makes the INSERT below wait and fail; the caller then retries). And after
+    -- reading the version: each statement here takes a newer snapshot, so if a committed append
+    -- with this key moved the version, this lookup sees that append too.
     IF p_idempotency_key IS NOT NULL THEN
         SELECT e.aggregate_type, e.aggregate_id, e.event_id, e.transaction_id
           INTO v_type, v_id, v_first, v_tx
@@ -98,8 +103,6 @@ BEGIN
         END IF;
     END IF;
 
-    SELECT coalesce(max(e.aggregate_seq), 0) INTO v_current
-      FROM events e WHERE e.aggregate_type = p_aggregate_type AND e.aggregate_id = p_aggregate_id;
     IF p_expected >= 0 AND v_current <> p_expected THEN
         PERFORM pg_advisory_unlock(p_lock_key);
         RETURN QUERY SELECT 2, 0::bigint, 0::bigint, v_current, NULL::text, NULL::uuid;
