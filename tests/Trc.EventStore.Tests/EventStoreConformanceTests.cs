@@ -43,6 +43,20 @@ public abstract class EventStoreConformanceTests : IAsyncLifetime
         return disposable;
     }
 
+    /// <summary>
+    /// Waits until the feed hands out <paramref name="eventId"/>: the horizon may trail a fresh
+    /// commit while other transactions on the server are open (ADR 0017).
+    /// </summary>
+    protected async Task WaitUntilReadableAsync(long eventId)
+    {
+        var deadline = DateTime.UtcNow + Patience;
+        while (await Store.GetHeadAsync(default) < eventId)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"event {eventId} did not become readable");
+            await Store.WaitForEventsAsync(eventId - 1, TimeSpan.FromMilliseconds(100), default);
+        }
+    }
+
     protected static EventData Event(string type = "thing.happened", string payload = "{\"n\":1}", string? routingKey = null) => new(type, payload, routingKey);
 
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
@@ -70,6 +84,7 @@ public abstract class EventStoreConformanceTests : IAsyncLifetime
         Assert.Equal("node-1", events[1].RoutingKey);
         Assert.True(Math.Abs((DateTimeOffset.UtcNow - events[0].OccurredAt).TotalMinutes) < 5);
 
+        await WaitUntilReadableAsync(result.LastEventId);
         var page = await Store.ReadAllAsync(0, 100, EventFilter.All, default);
         Assert.Equal([result.FirstEventId, result.LastEventId], page.Events.Select(e => e.EventId));
         Assert.Equal(result.LastEventId, page.NextCursor);
@@ -203,10 +218,12 @@ public abstract class EventStoreConformanceTests : IAsyncLifetime
     [Fact]
     public async Task The_log_pages_by_cursor_in_event_id_order()
     {
+        long last = 0;
         for (var i = 0; i < 25; i++)
         {
-            await Store.AppendAsync(new AppendRequest("app", Guid.NewGuid(), 0, [Event()]), default);
+            last = (await Store.AppendAsync(new AppendRequest("app", Guid.NewGuid(), 0, [Event()]), default)).LastEventId;
         }
+        await WaitUntilReadableAsync(last);
         var ids = new List<long>();
         long cursor = 0;
         while (true)
@@ -227,7 +244,7 @@ public abstract class EventStoreConformanceTests : IAsyncLifetime
     public async Task Filters_by_event_type_and_routing_key_and_the_cursor_skips_what_did_not_match()
     {
         var id = Guid.NewGuid();
-        await Store.AppendAsync(new AppendRequest("instance", id, 0,
+        var appended = await Store.AppendAsync(new AppendRequest("instance", id, 0,
         [
             Event("instance.wanted", routingKey: "node-a"),
             Event("instance.wanted", routingKey: "node-b"),
@@ -235,6 +252,7 @@ public abstract class EventStoreConformanceTests : IAsyncLifetime
             Event("instance.stopped", routingKey: "node-a"),
             Event("log.noise"),
         ]), default);
+        await WaitUntilReadableAsync(appended.LastEventId);
 
         var forNodeA = await Store.ReadAllAsync(0, 100, new EventFilter(RoutingKey: "node-a"), default);
         Assert.Equal(["instance.wanted", "instance.stopped"], forNodeA.Events.Select(e => e.EventType));
@@ -395,6 +413,7 @@ public abstract class EventStoreConformanceTests : IAsyncLifetime
         var backend = ProjectionBackend.For(Store);
         await backend.InitializeAsync(projection, default);
         var result = await Store.AppendAsync(new AppendRequest("app", Guid.NewGuid(), 0, [Event()]), default);
+        await WaitUntilReadableAsync(result.LastEventId);
         var page = await Store.ReadAllAsync(0, 10, EventFilter.All, default);
         var outcomes = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(() =>
             backend.ApplyAsync("race", 0, page.NextCursor, async context =>

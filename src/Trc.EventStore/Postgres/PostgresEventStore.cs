@@ -21,6 +21,12 @@ public sealed record PostgresEventStoreOptions
     /// <summary>Whether to LISTEN and NOTIFY. Without it waiters still work, by polling.</summary>
     public bool EnableNotifications { get; init; } = true;
 
+    /// <summary>
+    /// Shortest time between two NOTIFYs from this process: appends in between are announced
+    /// together. Waiters in this process are woken at once regardless.
+    /// </summary>
+    public TimeSpan NotifyInterval { get; init; } = TimeSpan.FromMilliseconds(5);
+
     /// <summary>The clock.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
@@ -37,6 +43,12 @@ public sealed partial class PostgresEventStore : IEventStore
 {
     private const string ResourcePrefix = "Trc.EventStore.Postgres.Migrations.";
     private const string EventColumns = "event_id, occurred_at, aggregate_type, aggregate_id, aggregate_seq, event_type, actor_id, payload::text, routing_key";
+    /// <summary>
+    /// The readers' horizon: every event id below it belongs to a transaction older than every
+    /// transaction still running, so nothing will ever appear below it again (ADR 0017).
+    /// </summary>
+    private const string HorizonSql = "((pg_snapshot_xmin(pg_current_snapshot())::text::bigint + (SELECT xid_offset FROM event_id_origin)) * 1024)";
+
     private const string QualifiedEventColumns = "e.event_id, e.occurred_at, e.aggregate_type, e.aggregate_id, e.aggregate_seq, e.event_type, e.actor_id, e.payload::text, e.routing_key";
 
     private readonly ILogger _logger;
@@ -52,8 +64,12 @@ public sealed partial class PostgresEventStore : IEventStore
             builder.MaxAutoPrepare = 32;
         }
         Schema = (builder.SearchPath ?? "public").Split(',')[0].Trim().Trim('"');
+        // Connections that keep session state (LISTEN, advisory-lock leases) come from their own,
+        // unpooled source, so none of that state can ever reach a pooled connection; which lets
+        // the pool skip the session reset it would otherwise run on every return.
+        DedicatedDataSource = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(builder.ConnectionString) { Pooling = false }.ConnectionString);
+        builder.NoResetOnClose = true;
         DataSource = NpgsqlDataSource.Create(builder.ConnectionString);
-        AppendLockKey = StableHash.Of("trc:append:" + Schema);
         _logger = options.LoggerFactory.CreateLogger<PostgresEventStore>();
         _notifier = new PostgresNotifier(this, options.LoggerFactory.CreateLogger<PostgresNotifier>());
     }
@@ -67,13 +83,24 @@ public sealed partial class PostgresEventStore : IEventStore
     /// <summary>Pooled connections to the store's database (search path set to <see cref="Schema"/>).</summary>
     public NpgsqlDataSource DataSource { get; }
 
+    /// <summary>Unpooled connections, for those that hold session state: the listener and leases.</summary>
+    internal NpgsqlDataSource DedicatedDataSource { get; }
+
+    /// <summary>Tags this process's notifications, so its listener can ignore them.</summary>
+    internal string InstanceTag { get; } = Guid.NewGuid().ToString("N")[..12];
+
     /// <summary>Pulsed when events may have been appended.</summary>
     public AsyncSignal EventsAppended { get; } = new();
 
     /// <summary>Pulsed when a projection checkpoint may have moved.</summary>
     public AsyncSignal CheckpointsMoved { get; } = new();
 
-    internal long AppendLockKey { get; }
+    /// <summary>
+    /// Added to transaction ids before they become event ids (event_id_origin.xid_offset), read at
+    /// start-up. It only ever changes at start-up, when the transaction id counter is found behind
+    /// the log (ADR 0017).
+    /// </summary>
+    internal long XidOffset { get; private set; }
 
     /// <summary>
     /// Tests only: runs after the events are inserted and before the transaction commits, holding it
@@ -129,132 +156,235 @@ public sealed partial class PostgresEventStore : IEventStore
         {
             await ExecuteAsync(connection, $"SELECT pg_advisory_unlock({lockKey})", CancellationToken.None).ConfigureAwait(false);
         }
-        // Types created by the migration (xid8, ...) must be known to connections opened from now on.
+        // Types created by the migration must be known to connections opened from now on.
         await connection.ReloadTypesAsync(cancellationToken).ConfigureAwait(false);
+        XidOffset = await EnsureIdsAdvanceAsync(connection, lockKey, cancellationToken).ConfigureAwait(false);
         if (Options.EnableNotifications)
         {
             await _notifier.StartAsync(TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
         }
     }
 
+    /// <summary>
+    /// Event ids are (transaction id + offset) * 1024 + n. Transaction ids only grow, except when the
+    /// log is restored logically into another cluster, whose counter starts over: then new ids
+    /// would sort before old ones. Checked at every start-up, under the migration lock, before this
+    /// process appends anything: if the next id would not come after the last one, the offset is
+    /// raised so that it does.
+    /// </summary>
+    private async Task<long> EnsureIdsAdvanceAsync(NpgsqlConnection connection, long lockKey, CancellationToken cancellationToken)
+    {
+        await ExecuteAsync(connection, $"SELECT pg_advisory_lock({lockKey})", cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+            await using var command = new NpgsqlCommand("""
+                SELECT o.xid_offset,
+                       pg_current_xact_id()::text::bigint,
+                       (SELECT max(event_id) FROM events)
+                  FROM event_id_origin o FOR UPDATE
+                """, connection, transaction);
+            long offset, xid;
+            long? last;
+            await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+            {
+                await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+                (offset, xid, last) = (reader.GetInt64(0), reader.GetInt64(1), reader.IsDBNull(2) ? null : reader.GetInt64(2));
+            }
+            if (last is { } max && (xid + offset) * EventIdsPerTransaction <= max)
+            {
+                var raised = (max / EventIdsPerTransaction) + 1 - xid;
+                await using var update = new NpgsqlCommand("UPDATE event_id_origin SET xid_offset = $1", connection, transaction);
+                update.Parameters.Add(new NpgsqlParameter<long> { TypedValue = raised });
+                await update.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                LogXidOffsetRaised(offset, raised, max);
+                offset = raised;
+            }
+            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+            return offset;
+        }
+        finally
+        {
+            await ExecuteAsync(connection, $"SELECT pg_advisory_unlock({lockKey})", CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Ids reserved per transaction: an append may hold at most this many events.</summary>
+    internal const int EventIdsPerTransaction = 1024;
+
+    // The append statements. Each derives its events' ids from its own transaction id, so ids sort
+    // in transaction id order (ADR 0017). The version check is in the WHERE clause: for a new
+    // aggregate there is nothing to check (a race fails on the unique (type, id, seq) constraint);
+    // otherwise row `expected` must exist (and a race fails on row expected+1).
+    private const string AppendNewSql = """
+        INSERT INTO events (event_id, aggregate_type, aggregate_id, aggregate_seq, event_type, actor_id, payload, routing_key, idempotency_key)
+        VALUES ((pg_current_xact_id()::text::bigint + $1) * 1024, $2, $3, $4 + 1, $5, $6, $7, $8, $9)
+        RETURNING event_id
+        """;
+
+    private const string AppendOneSql = """
+        INSERT INTO events (event_id, aggregate_type, aggregate_id, aggregate_seq, event_type, actor_id, payload, routing_key, idempotency_key)
+        SELECT (pg_current_xact_id()::text::bigint + $1) * 1024, $2, $3, $4 + 1, $5, $6, $7, $8, $9
+         WHERE $4 = 0 OR EXISTS (SELECT 1 FROM events e WHERE e.aggregate_type = $2 AND e.aggregate_id = $3 AND e.aggregate_seq = $4)
+        RETURNING event_id
+        """;
+
+    private const string AppendManySql = """
+        INSERT INTO events (event_id, aggregate_type, aggregate_id, aggregate_seq, event_type, actor_id, payload, routing_key, idempotency_key)
+        SELECT (pg_current_xact_id()::text::bigint + $1) * 1024 + n.ord - 1, $2, $3, $4 + n.ord::int, n.event_type, $6, n.payload, n.routing_key,
+               CASE WHEN n.ord = 1 THEN $9 END
+          FROM unnest($5::text[], $7::jsonb[], $8::text[]) WITH ORDINALITY AS n(event_type, payload, routing_key, ord)
+         WHERE $4 = 0 OR EXISTS (SELECT 1 FROM events e WHERE e.aggregate_type = $2 AND e.aggregate_id = $3 AND e.aggregate_seq = $4)
+        RETURNING event_id
+        """;
+
     /// <inheritdoc />
     public async Task<AppendResult> AppendAsync(AppendRequest request, CancellationToken cancellationToken)
     {
         request.Validate();
+        await using var connection = await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        // Any: append after whatever is there; a concurrent append that wins the race only makes
+        // this one try again at the new version.
         for (var attempt = 0; ; attempt++)
         {
-            await using var connection = await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-            (int Status, long First, long Last, int Version, string? OtherType, Guid? OtherId) row;
+            var expected = request.ExpectedVersion == ExpectedVersion.Any
+                ? await ReadVersionAsync(connection, request.AggregateType, request.AggregateId, cancellationToken).ConfigureAwait(false)
+                : request.ExpectedVersion;
             try
             {
-                if (BeforeCommitForTests is { } beforeCommit)
+                var ids = await InsertAsync(connection, request, expected, cancellationToken).ConfigureAwait(false);
+                if (ids.Count == 0)
                 {
-                    await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-                    row = await CallAppendAsync(connection, request, cancellationToken).ConfigureAwait(false);
-                    await beforeCommit(cancellationToken).ConfigureAwait(false);
-                    await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+                    // Row `expected` does not exist: the aggregate is behind what the caller thought.
+                    var actual = await ReadVersionAsync(connection, request.AggregateType, request.AggregateId, cancellationToken).ConfigureAwait(false);
+                    throw new ConcurrencyConflictException(request.AggregateType, request.AggregateId, request.ExpectedVersion, actual);
                 }
-                else
-                {
-                    row = await CallAppendAsync(connection, request, cancellationToken).ConfigureAwait(false);
-                }
+                NoteCommitted(ids[^1]);
+                EventsAppended.Pulse();
+                _notifier.NotifyEvents(ids[^1]);
+                return new AppendResult(ids[0], ids[^1], expected + ids.Count, WasReplay: false);
             }
             catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
             {
-                await ReleaseAppendLockAsync(connection).ConfigureAwait(false);
-                if (request.IdempotencyKey is not null && attempt == 0)
+                switch (e.ConstraintName)
                 {
-                    // A concurrent append committed first. If it carried the same key, the retry
-                    // replays it; otherwise the retry reports the version conflict.
-                    continue;
+                    case "events_idempotency_key":
+                        // This key was used before (or by a concurrent append that just committed).
+                        return await ReplayAsync(connection, request, cancellationToken).ConfigureAwait(false)
+                            ?? throw new InvalidOperationException("an append with this idempotency key conflicted but cannot be found", e);
+                    case "events_aggregate_seq_key" when request.ExpectedVersion == ExpectedVersion.Any && attempt < 10:
+                        continue;
+                    case "events_aggregate_seq_key":
+                        // A concurrent append took the next sequence number; but if it carried our
+                        // key, this is a replay rather than a conflict.
+                        if (request.IdempotencyKey is not null && await ReplayAsync(connection, request, cancellationToken).ConfigureAwait(false) is { } replay)
+                        {
+                            return replay;
+                        }
+                        var actual = await ReadVersionAsync(connection, request.AggregateType, request.AggregateId, cancellationToken).ConfigureAwait(false);
+                        throw new ConcurrencyConflictException(request.AggregateType, request.AggregateId, request.ExpectedVersion, actual, e);
+                    case "events_pkey":
+                        throw new InvalidOperationException("two appends in one transaction: each append must be its own transaction", e);
+                    default:
+                        throw;
                 }
-                if (e.ConstraintName == "events_aggregate_seq_key")
-                {
-                    throw new ConcurrencyConflictException(request.AggregateType, request.AggregateId, request.ExpectedVersion, null, e);
-                }
-                throw;
-            }
-            catch
-            {
-                await ReleaseAppendLockAsync(connection).ConfigureAwait(false);
-                throw;
-            }
-
-            switch (row.Status)
-            {
-                case 0:
-                    NoteCommitted(row.Last);
-                    EventsAppended.Pulse();
-                    _notifier.NotifyEvents(row.Last);
-                    return new AppendResult(row.First, row.Last, row.Version, WasReplay: false);
-                case 1:
-                    return new AppendResult(row.First, row.Last, row.Version, WasReplay: true);
-                case 2:
-                    throw new ConcurrencyConflictException(request.AggregateType, request.AggregateId, request.ExpectedVersion, row.Version);
-                case 3:
-                    throw new IdempotencyKeyReusedException(request.IdempotencyKey!, row.OtherType!, row.OtherId!.Value);
-                default:
-                    throw new InvalidOperationException($"trc_append returned unknown status {row.Status}");
             }
         }
     }
 
-    private async Task<(int, long, long, int, string?, Guid?)> CallAppendAsync(NpgsqlConnection connection, AppendRequest request, CancellationToken cancellationToken)
+    private async Task<List<long>> InsertAsync(NpgsqlConnection connection, AppendRequest request, int expected, CancellationToken cancellationToken)
     {
-        var count = request.Events.Count;
-        var types = new string[count];
-        var payloads = new string[count];
-        var routingKeys = new string?[count];
-        for (var i = 0; i < count; i++)
+        var events = request.Events;
+        var one = events.Count == 1;
+        // A new aggregate needs no version check (a race fails on the unique constraint): the
+        // commonest append is then a plain INSERT ... VALUES.
+        var sql = !one ? AppendManySql : expected == 0 ? AppendNewSql : AppendOneSql;
+        await using var command = new NpgsqlCommand(sql, connection);
+        var p = command.Parameters;
+        p.Add(new NpgsqlParameter<long> { TypedValue = XidOffset });
+        p.Add(new NpgsqlParameter<string> { TypedValue = request.AggregateType, NpgsqlDbType = NpgsqlDbType.Text });
+        p.Add(new NpgsqlParameter<Guid> { TypedValue = request.AggregateId });
+        p.Add(new NpgsqlParameter<int> { TypedValue = expected });
+        if (one)
         {
-            types[i] = request.Events[i].EventType;
-            payloads[i] = request.Events[i].PayloadJson;
-            routingKeys[i] = request.Events[i].RoutingKey;
+            p.Add(new NpgsqlParameter<string> { TypedValue = events[0].EventType, NpgsqlDbType = NpgsqlDbType.Text });
         }
-        await using var command = new NpgsqlCommand("SELECT status, first_event_id, last_event_id, version, other_type, other_id FROM trc_append($1, $2, $3, $4, $5, $6, $7, $8, $9)", connection);
-        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = request.AggregateType, NpgsqlDbType = NpgsqlDbType.Text });
-        command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = request.AggregateId });
-        command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = request.ExpectedVersion });
-        command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = types, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
-        command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = payloads, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Jsonb });
-        command.Parameters.Add(new NpgsqlParameter<string?[]> { TypedValue = routingKeys, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
-        command.Parameters.Add(new NpgsqlParameter { Value = (object?)request.ActorId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
-        command.Parameters.Add(new NpgsqlParameter { Value = (object?)request.IdempotencyKey ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
-        command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = AppendLockKey });
+        else
+        {
+            p.Add(new NpgsqlParameter<string[]> { TypedValue = events.Select(e => e.EventType).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+        }
+        p.Add(new NpgsqlParameter { Value = (object?)request.ActorId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
+        if (one)
+        {
+            p.Add(new NpgsqlParameter<string> { TypedValue = events[0].PayloadJson, NpgsqlDbType = NpgsqlDbType.Jsonb });
+            p.Add(new NpgsqlParameter { Value = (object?)events[0].RoutingKey ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        }
+        else
+        {
+            p.Add(new NpgsqlParameter<string[]> { TypedValue = events.Select(e => e.PayloadJson).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Jsonb });
+            p.Add(new NpgsqlParameter<string?[]> { TypedValue = events.Select(e => e.RoutingKey).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+        }
+        p.Add(new NpgsqlParameter { Value = (object?)request.IdempotencyKey ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+
+        var ids = new List<long>(events.Count);
+        if (BeforeCommitForTests is { } beforeCommit)
+        {
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+            command.Transaction = transaction;
+            await ReadIdsAsync(command, ids, cancellationToken).ConfigureAwait(false);
+            await beforeCommit(cancellationToken).ConfigureAwait(false);
+            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            await ReadIdsAsync(command, ids, cancellationToken).ConfigureAwait(false);
+        }
+        ids.Sort();
+        return ids;
+    }
+
+    private static async Task ReadIdsAsync(NpgsqlCommand command, List<long> ids, CancellationToken cancellationToken)
+    {
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            ids.Add(reader.GetInt64(0));
+        }
+    }
+
+    /// <summary>The earlier append that used this request's key, or null if there is none (visible yet).</summary>
+    private async Task<AppendResult?> ReplayAsync(NpgsqlConnection connection, AppendRequest request, CancellationToken cancellationToken)
+    {
+        // The earlier append's events: same aggregate, same transaction (same id block).
+        await using var command = new NpgsqlCommand("""
+            SELECT k.aggregate_type, k.aggregate_id, k.event_id, max(e.event_id), max(e.aggregate_seq)
+              FROM events k
+              LEFT JOIN events e ON e.aggregate_type = k.aggregate_type AND e.aggregate_id = k.aggregate_id
+                                AND e.event_id >= k.event_id AND e.event_id < (k.event_id / 1024 + 1) * 1024
+             WHERE k.idempotency_key = $1
+             GROUP BY k.aggregate_type, k.aggregate_id, k.event_id
+            """, connection);
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = request.IdempotencyKey! });
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            throw new InvalidOperationException("trc_append returned no row");
+            return null;
         }
-        return (
-            reader.GetInt32(0),
-            reader.GetInt64(1),
-            reader.GetInt64(2),
-            reader.GetInt32(3),
-            reader.IsDBNull(4) ? null : reader.GetString(4),
-            reader.IsDBNull(5) ? null : reader.GetGuid(5));
+        var (type, id) = (reader.GetString(0), reader.GetGuid(1));
+        if (type != request.AggregateType || id != request.AggregateId)
+        {
+            throw new IdempotencyKeyReusedException(request.IdempotencyKey!, type, id);
+        }
+        return new AppendResult(reader.GetInt64(2), reader.GetInt64(3), reader.GetInt32(4), WasReplay: true);
     }
 
-    /// <summary>
-    /// After a failed append the session-level append lock may still be held: release it before the
-    /// connection goes back to the pool. If that fails the connection is unusable, and discarding it
-    /// releases the lock on the server.
-    /// </summary>
-    private async Task ReleaseAppendLockAsync(NpgsqlConnection connection)
+    private static async Task<int> ReadVersionAsync(NpgsqlConnection connection, string aggregateType, Guid aggregateId, CancellationToken cancellationToken)
     {
-        try
-        {
-            if (connection.State == ConnectionState.Open)
-            {
-                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-                await ExecuteAsync(connection, $"SELECT pg_advisory_unlock({AppendLockKey})", timeout.Token).ConfigureAwait(false);
-            }
-        }
-        catch (Exception e) when (e is NpgsqlException or OperationCanceledException or InvalidOperationException)
-        {
-            LogAppendLockReleaseFailed(e);
-            NpgsqlConnection.ClearPool(connection);
-        }
+        await using var command = new NpgsqlCommand(
+            "SELECT coalesce(max(aggregate_seq), 0) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2", connection);
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = aggregateType });
+        command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = aggregateId });
+        return (int)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
     }
 
     /// <inheritdoc />
@@ -280,7 +410,7 @@ public sealed partial class PostgresEventStore : IEventStore
         ArgumentOutOfRangeException.ThrowIfNegative(after);
         ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(limit, 10_000);
-        var conditions = "e.event_id > $1 AND e.transaction_id < h.xmin";
+        var conditions = "e.event_id > $1 AND e.event_id < h.bound";
         if (filter.EventTypes is { Count: > 0 })
         {
             conditions += " AND e.event_type = ANY($3)";
@@ -292,10 +422,10 @@ public sealed partial class PostgresEventStore : IEventStore
         // One statement, so the page and the head come from the same snapshot: a filtered reader
         // may then skip straight to the head without missing a commit that lands in between.
         var sql = $"""
-            WITH h AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
+            WITH h AS MATERIALIZED (SELECT {HorizonSql} AS bound),
                  page AS (SELECT {QualifiedEventColumns}
                             FROM events e, h WHERE {conditions} ORDER BY e.event_id LIMIT $2),
-                 head AS (SELECT e.event_id FROM events e, h WHERE e.transaction_id < h.xmin ORDER BY e.event_id DESC LIMIT 1)
+                 head AS (SELECT e.event_id FROM events e, h WHERE e.event_id < h.bound ORDER BY e.event_id DESC LIMIT 1)
             SELECT (SELECT event_id FROM head), page.* FROM (SELECT 1) AS one LEFT JOIN page ON true ORDER BY page.event_id
             """;
         await using var command = DataSource.CreateCommand(sql);
@@ -322,7 +452,7 @@ public sealed partial class PostgresEventStore : IEventStore
     public async Task<long> GetHeadAsync(CancellationToken cancellationToken)
     {
         await using var command = DataSource.CreateCommand(
-            "SELECT event_id FROM events WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY event_id DESC LIMIT 1");
+            $"SELECT event_id FROM events WHERE event_id < {HorizonSql} ORDER BY event_id DESC LIMIT 1");
         var result = await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
         return result is long id ? id : 0;
     }
@@ -370,6 +500,7 @@ public sealed partial class PostgresEventStore : IEventStore
     {
         await _notifier.DisposeAsync().ConfigureAwait(false);
         await DataSource.DisposeAsync().ConfigureAwait(false);
+        await DedicatedDataSource.DisposeAsync().ConfigureAwait(false);
     }
 
     internal void NotifyCheckpointsMoved()
@@ -405,6 +536,6 @@ public sealed partial class PostgresEventStore : IEventStore
     [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "Applied migration {Migration} to schema {Schema}")]
     private partial void LogMigrationApplied(string migration, string schema);
 
-    [LoggerMessage(EventId = 1002, Level = LogLevel.Warning, Message = "Could not release the append lock after a failed append; the connection is discarded")]
-    private partial void LogAppendLockReleaseFailed(Exception exception);
+    [LoggerMessage(EventId = 1003, Level = LogLevel.Warning, Message = "The transaction id counter is behind the event log (a logical restore?): raised the event id offset from {Old} to {New} so new events sort after event {Last}")]
+    private partial void LogXidOffsetRaised(long old, long @new, long last);
 }

@@ -62,12 +62,18 @@ internal sealed partial class PostgresNotifier(PostgresEventStore store, ILogger
         {
             try
             {
-                await using var connection = await store.DataSource.OpenConnectionAsync(stop).ConfigureAwait(false);
+                await using var connection = await store.DedicatedDataSource.OpenConnectionAsync(stop).ConfigureAwait(false);
                 connection.Notification += (_, e) =>
                 {
+                    // Payload: "<instance tag>:<last event id>". This process already woke its own waiters.
+                    var colon = e.Payload.IndexOf(':', StringComparison.Ordinal);
+                    if (colon < 0 || e.Payload.AsSpan(0, colon).SequenceEqual(store.InstanceTag))
+                    {
+                        return;
+                    }
                     if (e.Channel == store.EventsChannel)
                     {
-                        if (long.TryParse(e.Payload, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var id))
+                        if (long.TryParse(e.Payload.AsSpan(colon + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var id))
                         {
                             store.NoteCommitted(id);
                         }
@@ -122,15 +128,20 @@ internal sealed partial class PostgresNotifier(PostgresEventStore store, ILogger
                         // an older open transaction keeps it below the readers' horizon.
                         calls.Add("pg_notify($1, $2)");
                         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = store.EventsChannel });
-                        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = eventId.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+                        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = store.InstanceTag + ":" + eventId.ToString(System.Globalization.CultureInfo.InvariantCulture) });
                     }
                     if (checkpoints)
                     {
-                        calls.Add($"pg_notify(${command.Parameters.Count + 1}, '')");
+                        calls.Add($"pg_notify(${command.Parameters.Count + 1}, ${command.Parameters.Count + 2})");
                         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = store.CheckpointsChannel });
+                        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = store.InstanceTag + ":" });
                     }
-                    command.CommandText = "SELECT " + string.Join(", ", calls);
+                    // A notifying transaction gets a transaction id and so a commit record; it
+                    // need not wait for that record to reach disk.
+                    command.CommandText = "SELECT set_config('synchronous_commit', 'off', true), " + string.Join(", ", calls);
                     await command.ExecuteNonQueryAsync(stop).ConfigureAwait(false);
+                    // Let further appends gather into the next notification.
+                    await Task.Delay(store.Options.NotifyInterval, store.Options.TimeProvider, stop).ConfigureAwait(false);
                     continue;
                 }
                 await wake.ConfigureAwait(false);

@@ -52,7 +52,8 @@ public sealed class PostgresProjectionBackend(PostgresEventStore store) : IProje
     /// <inheritdoc />
     public async Task<IProjectionLease?> TryAcquireLeaseAsync(string name, CancellationToken cancellationToken)
     {
-        var connection = await store.DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        // Unpooled: the lock lives as long as this connection, and dies with it.
+        var connection = await store.DedicatedDataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             await using var command = new NpgsqlCommand($"SELECT pg_try_advisory_lock({LeaseKey(name)})", connection);
@@ -75,11 +76,22 @@ public sealed class PostgresProjectionBackend(PostgresEventStore store) : IProje
     {
         await using var connection = await store.DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        // A projection is derived data: if the server stops before this commit reaches disk, the
+        // tables and the checkpoint go back together and the batch is applied again from the log,
+        // which is durable. So the commit need not wait for the flush.
         await using (var check = new NpgsqlCommand(
-            "SELECT last_applied_event_id FROM projection_checkpoints WHERE projection_name = $1 FOR UPDATE", connection, transaction))
+            "SELECT set_config('synchronous_commit', 'off', true), last_applied_event_id FROM projection_checkpoints WHERE projection_name = $1 FOR UPDATE", connection, transaction))
         {
             check.Parameters.Add(new NpgsqlParameter<string> { TypedValue = name });
-            if (await check.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is not long current || current != expected)
+            long? current = null;
+            await using (var reader = await check.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+            {
+                if (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    current = reader.GetInt64(1);
+                }
+            }
+            if (current != expected)
             {
                 await transaction.RollbackAsync(cancellationToken).ConfigureAwait(false);
                 return false;

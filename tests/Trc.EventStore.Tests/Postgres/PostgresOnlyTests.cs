@@ -64,9 +64,8 @@ public sealed class PostgresOnlyTests : IAsyncLifetime
             CREATE ROLE {role} LOGIN;
             GRANT USAGE ON SCHEMA {_schema.Name} TO {role};
             GRANT SELECT, INSERT ON events TO {role};
-            REVOKE UPDATE, DELETE, TRUNCATE ON events FROM {role};
-            GRANT SELECT, INSERT, UPDATE ON projection_checkpoints, schema_migrations TO {role};
-            GRANT EXECUTE ON FUNCTION trc_append(text, uuid, int, text[], jsonb[], text[], uuid, text, bigint) TO {role};
+            GRANT SELECT ON event_id_origin, schema_migrations TO {role};
+            GRANT SELECT, INSERT, UPDATE ON projection_checkpoints TO {role};
             """);
         try
         {
@@ -74,9 +73,10 @@ public sealed class PostgresOnlyTests : IAsyncLifetime
             await using (var app = new PostgresEventStore(new PostgresEventStoreOptions { ConnectionString = appConnection }))
             {
                 var result = await app.AppendAsync(new AppendRequest("app", Guid.NewGuid(), 0, [Event()]), default);
+                Assert.True(await app.WaitForEventsAsync(result.LastEventId - 1, TimeSpan.FromSeconds(30), default));
                 Assert.Equal(result.LastEventId, (await app.ReadAllAsync(0, 10, EventFilter.All, default)).NextCursor);
             }
-            foreach (var sql in new[] { "UPDATE events SET event_type = 'x'", "DELETE FROM events", "TRUNCATE events" })
+            foreach (var sql in new[] { "UPDATE events SET event_type = 'x'", "DELETE FROM events", "TRUNCATE events", "UPDATE event_id_origin SET xid_offset = 0" })
             {
                 var e = await Assert.ThrowsAsync<PostgresException>(() => PostgresEventStoreTestsAccess.ExecuteAsync(appConnection, sql));
                 Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, e.SqlState);
@@ -305,24 +305,46 @@ public sealed class PostgresOnlyTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Cancelling_an_append_that_waits_on_the_lock_leaves_the_lock_free()
+    public async Task An_append_blocked_behind_a_concurrent_one_can_be_cancelled_and_appends_go_on()
     {
-        var store = await OpenAsync();
-        // Hold the append lock from outside, so the next append blocks inside trc_append.
-        await using var holder = new NpgsqlConnection(_schema.ConnectionString);
-        await holder.OpenAsync();
-        await using (var take = new NpgsqlCommand($"SELECT pg_advisory_lock({store.AppendLockKey})", holder))
-        {
-            await take.ExecuteNonQueryAsync();
-        }
+        var first = await OpenAsync();
+        var second = await OpenAsync();
+        var id = Guid.NewGuid();
+        var release = new TaskCompletionSource();
+        first.BeforeCommitForTests = _ => release.Task;
+        var holding = first.AppendAsync(new AppendRequest("app", id, 0, [Event()]), default);
+        await Task.Delay(200);
+
+        // The same aggregate at the same version waits on the first append's uncommitted row.
         using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => store.AppendAsync(new AppendRequest("app", Guid.NewGuid(), 0, [Event()]), cancel.Token));
-        await using (var release = new NpgsqlCommand($"SELECT pg_advisory_unlock({store.AppendLockKey})", holder))
-        {
-            await release.ExecuteNonQueryAsync();
-        }
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => second.AppendAsync(new AppendRequest("app", id, 0, [Event()]), cancel.Token));
+
+        release.SetResult();
+        Assert.Equal(1, (await holding).NewVersion);
+        first.BeforeCommitForTests = null;
         using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        await Task.WhenAll(Enumerable.Range(0, 10).Select(_ => store.AppendAsync(new AppendRequest("app", Guid.NewGuid(), 0, [Event()]), limit.Token)));
+        await Task.WhenAll(Enumerable.Range(0, 10).Select(_ => second.AppendAsync(new AppendRequest("app", Guid.NewGuid(), 0, [Event()]), limit.Token)));
+        Assert.Equal(2, (await second.AppendAsync(new AppendRequest("app", id, 1, [Event()]), limit.Token)).NewVersion);
+    }
+
+    [Fact]
+    public async Task Event_ids_keep_increasing_when_the_transaction_counter_runs_behind_the_log()
+    {
+        // A logical restore into a new cluster restarts transaction ids; simulated by an event
+        // whose id lies far beyond this cluster's counter.
+        var store = await OpenAsync();
+        var farAhead = (1L << 40) * 1024;
+        await PostgresEventStoreTestsAccess.ExecuteAsync(_schema.ConnectionString,
+            $"INSERT INTO events (event_id, aggregate_type, aggregate_id, aggregate_seq, event_type, payload) VALUES ({farAhead}, 'restored', gen_random_uuid(), 1, 'x', '{{}}')");
+
+        var restarted = await OpenAsync();
+        var next = await restarted.AppendAsync(new AppendRequest("app", Guid.NewGuid(), 0, [Event()]), default);
+        Assert.True(await restarted.WaitForEventsAsync(next.LastEventId - 1, TimeSpan.FromSeconds(30), default));
+        Assert.True(next.FirstEventId > farAhead, $"event {next.FirstEventId} sorts before the restored event {farAhead}");
+        var page = await restarted.ReadAllAsync(0, 10, EventFilter.All, default);
+        Assert.Equal([farAhead, next.FirstEventId], page.Events.Select(e => e.EventId));
+        Assert.True(long.Parse((await Query("SELECT xid_offset FROM event_id_origin")).Single(), System.Globalization.CultureInfo.InvariantCulture) > 0);
+        _ = store;
     }
 
     private static int FreePort()
