@@ -117,18 +117,35 @@ public sealed partial class PostgresEventStore : IEventStore
     public async Task InitializeAsync(CancellationToken cancellationToken)
     {
         await using var connection = await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-        await ExecuteAsync(connection, $"CREATE SCHEMA IF NOT EXISTS {QuoteIdentifier(Schema)}", cancellationToken).ConfigureAwait(false);
+        // Only when missing: CREATE SCHEMA needs rights on the database that the application role
+        // does not have (docs/runbooks/event-store.md).
+        await using (var exists = new NpgsqlCommand("SELECT 1 FROM pg_namespace WHERE nspname = $1", connection))
+        {
+            exists.Parameters.Add(new NpgsqlParameter<string> { TypedValue = Schema });
+            if (await exists.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is null)
+            {
+                await ExecuteAsync(connection, $"CREATE SCHEMA IF NOT EXISTS {QuoteIdentifier(Schema)}", cancellationToken).ConfigureAwait(false);
+            }
+        }
         // One migrator at a time across every process sharing the database.
         var lockKey = StableHash.Of("trc:migrate:" + Schema);
         await ExecuteAsync(connection, $"SELECT pg_advisory_lock({lockKey})", cancellationToken).ConfigureAwait(false);
         try
         {
-            await ExecuteAsync(connection, """
-                CREATE TABLE IF NOT EXISTS schema_migrations (
-                    version    int         PRIMARY KEY,
-                    name       text        NOT NULL,
-                    applied_at timestamptz NOT NULL DEFAULT now())
-                """, cancellationToken).ConfigureAwait(false);
+            // DDL only when something is missing: a replica running as the application role
+            // (which may not create objects) then starts against an up-to-date schema.
+            await using (var exists = new NpgsqlCommand("SELECT to_regclass('schema_migrations') IS NOT NULL", connection))
+            {
+                if (!(bool)(await exists.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!)
+                {
+                    await ExecuteAsync(connection, """
+                        CREATE TABLE IF NOT EXISTS schema_migrations (
+                            version    int         PRIMARY KEY,
+                            name       text        NOT NULL,
+                            applied_at timestamptz NOT NULL DEFAULT now())
+                        """, cancellationToken).ConfigureAwait(false);
+                }
+            }
             var applied = new HashSet<int>();
             await using (var command = new NpgsqlCommand("SELECT version FROM schema_migrations", connection))
             await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
@@ -178,11 +195,13 @@ public sealed partial class PostgresEventStore : IEventStore
         try
         {
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+            // No row lock: the migration lock already keeps other starting processes out, and the
+            // application role may only read this table.
             await using var command = new NpgsqlCommand("""
                 SELECT o.xid_offset,
                        pg_current_xact_id()::text::bigint,
                        (SELECT max(event_id) FROM events)
-                  FROM event_id_origin o FOR UPDATE
+                  FROM event_id_origin o
                 """, connection, transaction);
             long offset, xid;
             long? last;
@@ -196,7 +215,15 @@ public sealed partial class PostgresEventStore : IEventStore
                 var raised = (max / EventIdsPerTransaction) + 1 - xid;
                 await using var update = new NpgsqlCommand("UPDATE event_id_origin SET xid_offset = $1", connection, transaction);
                 update.Parameters.Add(new NpgsqlParameter<long> { TypedValue = raised });
-                await update.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    await update.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                }
+                catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InsufficientPrivilege)
+                {
+                    throw new InvalidOperationException(
+                        $"the transaction id counter is behind the event log (a logical restore?) and the event id offset must be raised, which this role may not do: start trc once as the schema's owner (docs/runbooks/event-store.md)", e);
+                }
                 LogXidOffsetRaised(offset, raised, max);
                 offset = raised;
             }

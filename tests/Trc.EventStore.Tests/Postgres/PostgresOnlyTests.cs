@@ -72,6 +72,8 @@ public sealed class PostgresOnlyTests : IAsyncLifetime
             var appConnection = new NpgsqlConnectionStringBuilder(_schema.ConnectionString) { Username = role, Pooling = false }.ConnectionString;
             await using (var app = new PostgresEventStore(new PostgresEventStoreOptions { ConnectionString = appConnection }))
             {
+                // A replica starts as the application role: migrations are already applied.
+                await app.InitializeAsync(default);
                 var result = await app.AppendAsync(new AppendRequest("app", Guid.NewGuid(), 0, [Event()]), default);
                 Assert.True(await app.WaitForEventsAsync(result.LastEventId - 1, TimeSpan.FromSeconds(30), default));
                 Assert.Equal(result.LastEventId, (await app.ReadAllAsync(0, 10, EventFilter.All, default)).NextCursor);
