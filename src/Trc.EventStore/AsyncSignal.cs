@@ -27,3 +27,18 @@ public sealed class AsyncSignal
         return winner == pulse;
     }
 }
+
+/// <summary>Deadlines measured on a <see cref="TimeProvider"/>'s timestamps.</summary>
+internal static class Deadline
+{
+    /// <summary>The timestamp <paramref name="timeout"/> from now.</summary>
+    public static long After(TimeProvider time, TimeSpan timeout) =>
+        time.GetTimestamp() + (long)(timeout.TotalSeconds * time.TimestampFrequency);
+
+    /// <summary>Time left until <paramref name="deadline"/>, never negative.</summary>
+    public static TimeSpan Remaining(TimeProvider time, long deadline) =>
+        TimeSpan.FromSeconds(Math.Max(0, deadline - time.GetTimestamp()) / (double)time.TimestampFrequency);
+
+    /// <summary>The shorter of two spans.</summary>
+    public static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
+}

@@ -57,6 +57,24 @@ public abstract class EventStoreConformanceTests : IAsyncLifetime
         }
     }
 
+    /// <summary>Rows of <paramref name="sql"/> as "a|b|c" lines, over any ADO.NET connection.</summary>
+    public static async Task<List<string>> QueryLinesAsync(System.Data.Common.DbConnection connection, string sql)
+    {
+        await using (connection)
+        {
+            await connection.OpenAsync();
+            await using var command = connection.CreateCommand();
+            command.CommandText = sql;
+            await using var reader = await command.ExecuteReaderAsync();
+            var lines = new List<string>();
+            while (await reader.ReadAsync())
+            {
+                lines.Add(string.Join('|', Enumerable.Range(0, reader.FieldCount).Select(i => Convert.ToString(reader.GetValue(i), System.Globalization.CultureInfo.InvariantCulture))));
+            }
+            return lines;
+        }
+    }
+
     protected static EventData Event(string type = "thing.happened", string payload = "{\"n\":1}", string? routingKey = null) => new(type, payload, routingKey);
 
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);

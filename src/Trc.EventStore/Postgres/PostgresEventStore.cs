@@ -495,17 +495,17 @@ public sealed partial class PostgresEventStore : IEventStore
     public async Task<bool> WaitForEventsAsync(long after, TimeSpan maxWait, CancellationToken cancellationToken)
     {
         var time = Options.TimeProvider;
-        var deadline = time.GetTimestamp() + (long)(maxWait.TotalSeconds * time.TimestampFrequency);
+        var deadline = Deadline.After(time, maxWait);
         var backoff = TimeSpan.FromMilliseconds(1);
         while (true)
         {
             // Take the signal's current wait before checking, so a pulse between the check and the wait is not lost.
-            var wake = EventsAppended.WaitAsync(Min(Options.PollInterval, Remaining(time, deadline)), time, cancellationToken);
+            var wake = EventsAppended.WaitAsync(Deadline.Min(Options.PollInterval, Deadline.Remaining(time, deadline)), time, cancellationToken);
             if (await GetHeadAsync(cancellationToken).ConfigureAwait(false) > after)
             {
                 return true;
             }
-            var remaining = Remaining(time, deadline);
+            var remaining = Deadline.Remaining(time, deadline);
             if (remaining <= TimeSpan.Zero)
             {
                 return false;
@@ -514,8 +514,8 @@ public sealed partial class PostgresEventStore : IEventStore
             {
                 // Committed but not yet below the horizon: some older transaction (any transaction on
                 // the server) is still open. It will not notify us when it ends, so look again soon.
-                await Task.Delay(Min(backoff, remaining), time, cancellationToken).ConfigureAwait(false);
-                backoff = Min(backoff * 2, TimeSpan.FromMilliseconds(50));
+                await Task.Delay(Deadline.Min(backoff, remaining), time, cancellationToken).ConfigureAwait(false);
+                backoff = Deadline.Min(backoff * 2, TimeSpan.FromMilliseconds(50));
                 continue;
             }
             await wake.ConfigureAwait(false);
@@ -554,11 +554,6 @@ public sealed partial class PostgresEventStore : IEventStore
     }
 
     internal static string QuoteIdentifier(string name) => "\"" + name.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
-
-    internal static TimeSpan Remaining(TimeProvider time, long deadline) =>
-        TimeSpan.FromSeconds(Math.Max(0, deadline - time.GetTimestamp()) / (double)time.TimestampFrequency);
-
-    internal static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
 
     [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "Applied migration {Migration} to schema {Schema}")]
     private partial void LogMigrationApplied(string migration, string schema);

@@ -224,11 +224,11 @@ public sealed class ProjectionWaiter(IProjectionBackend backend, TimeProvider? t
     /// <summary>True when every named projection has passed <paramref name="eventId"/> within <paramref name="timeout"/>.</summary>
     public async Task<bool> WaitAsync(IReadOnlyCollection<string> projections, long eventId, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        var deadline = _time.GetTimestamp() + (long)(timeout.TotalSeconds * _time.TimestampFrequency);
+        var deadline = Deadline.After(_time, timeout);
         while (true)
         {
-            var remaining = Postgres.PostgresEventStore.Remaining(_time, deadline);
-            var wake = backend.CheckpointsMoved.WaitAsync(Postgres.PostgresEventStore.Min(PollInterval, remaining), _time, cancellationToken);
+            var remaining = Deadline.Remaining(_time, deadline);
+            var wake = backend.CheckpointsMoved.WaitAsync(Deadline.Min(PollInterval, remaining), _time, cancellationToken);
             var checkpoints = await backend.GetCheckpointsAsync(projections, cancellationToken).ConfigureAwait(false);
             if (projections.All(p => checkpoints.GetValueOrDefault(p) >= eventId))
             {

@@ -283,15 +283,15 @@ public sealed class SqliteEventStore : IEventStore
     public async Task<bool> WaitForEventsAsync(long after, TimeSpan maxWait, CancellationToken cancellationToken)
     {
         var time = Options.TimeProvider;
-        var deadline = time.GetTimestamp() + (long)(maxWait.TotalSeconds * time.TimestampFrequency);
+        var deadline = Deadline.After(time, maxWait);
         while (true)
         {
-            var wake = EventsAppended.WaitAsync(Postgres.PostgresEventStore.Min(Options.PollInterval, Postgres.PostgresEventStore.Remaining(time, deadline)), time, cancellationToken);
+            var wake = EventsAppended.WaitAsync(Deadline.Min(Options.PollInterval, Deadline.Remaining(time, deadline)), time, cancellationToken);
             if (await GetHeadAsync(cancellationToken).ConfigureAwait(false) > after)
             {
                 return true;
             }
-            if (Postgres.PostgresEventStore.Remaining(time, deadline) <= TimeSpan.Zero)
+            if (Deadline.Remaining(time, deadline) <= TimeSpan.Zero)
             {
                 return false;
             }

@@ -360,19 +360,8 @@ public sealed class PostgresOnlyTests : IAsyncLifetime
 /// <summary>Static helpers shared with the conformance class.</summary>
 internal static class PostgresEventStoreTestsAccess
 {
-    public static async Task<List<string>> QueryLinesAsync(string connectionString, string sql)
-    {
-        await using var connection = new NpgsqlConnection(connectionString);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand(sql, connection);
-        await using var reader = await command.ExecuteReaderAsync();
-        var lines = new List<string>();
-        while (await reader.ReadAsync())
-        {
-            lines.Add(string.Join('|', Enumerable.Range(0, reader.FieldCount).Select(i => Convert.ToString(reader.GetValue(i), System.Globalization.CultureInfo.InvariantCulture))));
-        }
-        return lines;
-    }
+    public static Task<List<string>> QueryLinesAsync(string connectionString, string sql) =>
+        EventStoreConformanceTests.QueryLinesAsync(new NpgsqlConnection(connectionString), sql);
 
     public static async Task ExecuteAsync(string connectionString, string sql)
     {

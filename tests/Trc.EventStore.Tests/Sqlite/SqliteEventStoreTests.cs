@@ -30,19 +30,8 @@ public sealed class SqliteEventStoreTests : EventStoreConformanceTests
     protected override async Task<List<long>> TableEventIdsAsync() =>
         (await QueryLinesAsync("SELECT event_id FROM events ORDER BY event_id")).Select(l => long.Parse(l, CultureInfo.InvariantCulture)).ToList();
 
-    protected override async Task<List<string>> QueryLinesAsync(string sql)
-    {
-        await using var connection = new SqliteConnection($"Data Source={DatabasePath}");
-        await connection.OpenAsync();
-        await using var command = new SqliteCommand(sql, connection);
-        await using var reader = await command.ExecuteReaderAsync();
-        var lines = new List<string>();
-        while (await reader.ReadAsync())
-        {
-            lines.Add(string.Join('|', Enumerable.Range(0, reader.FieldCount).Select(i => Convert.ToString(reader.GetValue(i), CultureInfo.InvariantCulture))));
-        }
-        return lines;
-    }
+    protected override Task<List<string>> QueryLinesAsync(string sql) =>
+        QueryLinesAsync(new SqliteConnection($"Data Source={DatabasePath}"), sql);
 
     [Fact]
     public async Task Events_cannot_be_updated_or_deleted()
