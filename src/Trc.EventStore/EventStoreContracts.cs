@@ -25,14 +25,52 @@ public static class ExpectedVersion
 /// <param name="Events">The events, in order; they get <c>aggregate_seq</c> = version+1..version+n.</param>
 /// <param name="ActorId">Who caused them (a user, token or service principal).</param>
 /// <param name="IdempotencyKey">When set, a retried append with the same key returns the first result and adds nothing.</param>
+/// <param name="TenantId">The tenant (org) the aggregate belongs to, for tenant-scoped feeds; null for platform aggregates.</param>
 public sealed record AppendRequest(
     string AggregateType,
     Guid AggregateId,
     int ExpectedVersion,
     IReadOnlyList<EventData> Events,
     Guid? ActorId = null,
-    string? IdempotencyKey = null)
+    string? IdempotencyKey = null,
+    Guid? TenantId = null)
 {
+    /// <summary>Most aggregates in one atomic append.</summary>
+    public const int MaxAggregatesPerBatch = 16;
+
+    /// <summary>
+    /// Checks a batch for <see cref="IEventStore.AppendAsync(IReadOnlyList{AppendRequest}, CancellationToken)"/>:
+    /// 1 to <see cref="MaxAggregatesPerBatch"/> requests, distinct aggregates, at most
+    /// <see cref="MaxEvents"/> events in all, and an idempotency key only on the first request.
+    /// </summary>
+    public static void ValidateBatch(IReadOnlyList<AppendRequest> requests)
+    {
+        if (requests is null || requests.Count == 0 || requests.Count > MaxAggregatesPerBatch)
+        {
+            throw new ArgumentException($"a batch holds 1 to {MaxAggregatesPerBatch} appends, not {requests?.Count ?? 0}", nameof(requests));
+        }
+        var seen = new HashSet<(string, Guid)>();
+        var total = 0;
+        for (var i = 0; i < requests.Count; i++)
+        {
+            var request = requests[i] ?? throw new ArgumentException($"requests[{i}] is null", nameof(requests));
+            request.Validate();
+            if (!seen.Add((request.AggregateType, request.AggregateId)))
+            {
+                throw new ArgumentException($"requests[{i}] appends to {request.AggregateType} {request.AggregateId} again: one request per aggregate", nameof(requests));
+            }
+            if (i > 0 && request.IdempotencyKey is not null)
+            {
+                throw new ArgumentException($"requests[{i}].IdempotencyKey: only the first request of a batch carries the key (it names the whole batch)", nameof(requests));
+            }
+            total += request.Events.Count;
+        }
+        if (total > MaxEvents)
+        {
+            throw new ArgumentException($"a batch holds at most {MaxEvents} events, not {total}", nameof(requests));
+        }
+    }
+
     /// <summary>Most events in one append.</summary>
     public const int MaxEvents = 1000;
 
@@ -114,6 +152,7 @@ public sealed record AppendResult(long FirstEventId, long LastEventId, int NewVe
 /// <param name="ActorId">Who caused it.</param>
 /// <param name="PayloadJson">The payload (Postgres may normalise whitespace and key order).</param>
 /// <param name="RoutingKey">The routing key, if any.</param>
+/// <param name="TenantId">The tenant (org), if any.</param>
 public sealed record StoredEvent(
     long EventId,
     DateTimeOffset OccurredAt,
@@ -123,18 +162,20 @@ public sealed record StoredEvent(
     string EventType,
     Guid? ActorId,
     string PayloadJson,
-    string? RoutingKey);
+    string? RoutingKey,
+    Guid? TenantId = null);
 
 /// <summary>Which events a reader wants. Null members mean "any".</summary>
 /// <param name="EventTypes">Only these event types.</param>
 /// <param name="RoutingKey">Only events with this routing key.</param>
-public sealed record EventFilter(IReadOnlyCollection<string>? EventTypes = null, string? RoutingKey = null)
+/// <param name="TenantId">Only events of this tenant.</param>
+public sealed record EventFilter(IReadOnlyCollection<string>? EventTypes = null, string? RoutingKey = null, Guid? TenantId = null)
 {
     /// <summary>Every event.</summary>
     public static EventFilter All { get; } = new();
 
     /// <summary>True when the filter lets everything through.</summary>
-    public bool IsEmpty => (EventTypes is null || EventTypes.Count == 0) && RoutingKey is null;
+    public bool IsEmpty => (EventTypes is null || EventTypes.Count == 0) && RoutingKey is null && TenantId is null;
 }
 
 /// <summary>A page of the log.</summary>
@@ -186,6 +227,14 @@ public interface IEventStore : IAsyncDisposable
     /// when the aggregate is not at <see cref="AppendRequest.ExpectedVersion"/>.
     /// </summary>
     Task<AppendResult> AppendAsync(AppendRequest request, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Appends to several aggregates in one transaction: all appends happen or none does. Each
+    /// request has its own expected version; the first may carry the batch's idempotency key.
+    /// Results come in request order. This is how a command keeps an invariant that spans
+    /// aggregates (a hostname claimed platform-wide and counted against an org's quota).
+    /// </summary>
+    Task<IReadOnlyList<AppendResult>> AppendAsync(IReadOnlyList<AppendRequest> requests, CancellationToken cancellationToken);
 
     /// <summary>One aggregate's events with sequence above <paramref name="afterSeq"/>, in order.</summary>
     Task<IReadOnlyList<StoredEvent>> ReadAggregateAsync(string aggregateType, Guid aggregateId, int afterSeq, CancellationToken cancellationToken);

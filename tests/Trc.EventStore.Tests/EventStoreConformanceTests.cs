@@ -206,6 +206,109 @@ public abstract class EventStoreConformanceTests : IAsyncLifetime
         Assert.Empty(await Store.ReadAggregateAsync("app", other, 0, default));
     }
 
+    [Fact]
+    public async Task A_batch_appends_to_several_aggregates_at_once_in_request_order()
+    {
+        var (org, route, host) = (Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid());
+        await Store.AppendAsync(new AppendRequest("org", org, 0, [Event("org.created")]), default);
+        var results = await Store.AppendAsync(
+        [
+            new AppendRequest("route", route, 0, [Event("route.created"), Event("route.bound")]),
+            new AppendRequest("hostname", host, 0, [Event("hostname.claimed")]),
+            new AppendRequest("org", org, 1, [Event("org.usage.changed")]),
+        ], default);
+
+        Assert.Equal([2, 1, 2], results.Select(r => r.NewVersion));
+        var ids = results.SelectMany(r => new[] { r.FirstEventId, r.LastEventId }).ToList();
+        Assert.True(ids.Zip(ids.Skip(1)).All(p => p.First <= p.Second), "ids follow request order");
+        Assert.Equal(["route.created", "route.bound"], (await Store.ReadAggregateAsync("route", route, 0, default)).Select(e => e.EventType));
+        Assert.Single(await Store.ReadAggregateAsync("hostname", host, 0, default));
+        Assert.Equal(2, (await Store.ReadAggregateAsync("org", org, 0, default)).Count);
+    }
+
+    [Fact]
+    public async Task A_batch_with_one_stale_version_appends_nothing_at_all()
+    {
+        var (org, route) = (Guid.NewGuid(), Guid.NewGuid());
+        await Store.AppendAsync(new AppendRequest("org", org, 0, [Event(), Event()]), default);
+        var conflict = await Assert.ThrowsAsync<ConcurrencyConflictException>(() => Store.AppendAsync(
+        [
+            new AppendRequest("route", route, 0, [Event("route.created")]),
+            new AppendRequest("org", org, 1, [Event("org.usage.changed")]),
+        ], default));
+        Assert.Equal("org", conflict.AggregateType);
+        Assert.Empty(await Store.ReadAggregateAsync("route", route, 0, default));
+        Assert.Equal(2, (await Store.ReadAggregateAsync("org", org, 0, default)).Count);
+    }
+
+    [Fact]
+    public async Task Of_concurrent_batches_sharing_an_aggregate_one_wins_and_the_losers_leave_no_trace()
+    {
+        var org = Guid.NewGuid();
+        await Store.AppendAsync(new AppendRequest("org", org, 0, [Event()]), default);
+        var own = Enumerable.Range(0, 12).Select(_ => Guid.NewGuid()).ToArray();
+        var outcomes = await Task.WhenAll(own.Select(id => Task.Run(async () =>
+        {
+            try
+            {
+                await Store.AppendAsync([new AppendRequest("route", id, 0, [Event()]), new AppendRequest("org", org, 1, [Event()])], default);
+                return true;
+            }
+            catch (ConcurrencyConflictException)
+            {
+                return false;
+            }
+        })));
+        Assert.Equal(1, outcomes.Count(won => won));
+        for (var i = 0; i < own.Length; i++)
+        {
+            Assert.Equal(outcomes[i] ? 1 : 0, (await Store.ReadAggregateAsync("route", own[i], 0, default)).Count);
+        }
+        Assert.Equal(2, (await Store.ReadAggregateAsync("org", org, 0, default)).Count);
+    }
+
+    [Fact]
+    public async Task A_retried_batch_with_the_same_key_returns_every_first_result()
+    {
+        var (a, b) = (Guid.NewGuid(), Guid.NewGuid());
+        var batch = new[]
+        {
+            new AppendRequest("app", a, 0, [Event(), Event()], IdempotencyKey: "batch-" + a),
+            new AppendRequest("env", b, 0, [Event()]),
+        };
+        var first = await Store.AppendAsync(batch, default);
+        var retry = await Store.AppendAsync(batch, default);
+        Assert.Equal(first.Select(r => r with { WasReplay = true }), retry);
+        Assert.Equal(2, (await Store.ReadAggregateAsync("app", a, 0, default)).Count);
+        Assert.Single(await Store.ReadAggregateAsync("env", b, 0, default));
+    }
+
+    [Fact]
+    public async Task A_malformed_batch_is_refused_naming_the_problem()
+    {
+        var id = Guid.NewGuid();
+        var twice = await Assert.ThrowsAsync<ArgumentException>(() => Store.AppendAsync([new AppendRequest("app", id, 0, [Event()]), new AppendRequest("app", id, 1, [Event()])], default));
+        Assert.Contains("again", twice.Message);
+        var secondKey = await Assert.ThrowsAsync<ArgumentException>(() => Store.AppendAsync([new AppendRequest("app", id, 0, [Event()]), new AppendRequest("env", id, 0, [Event()], IdempotencyKey: "k")], default));
+        Assert.Contains("requests[1].IdempotencyKey", secondKey.Message);
+        await Assert.ThrowsAsync<ArgumentException>(() => Store.AppendAsync(Array.Empty<AppendRequest>(), default));
+        Assert.Empty(await Store.ReadAggregateAsync("app", id, 0, default));
+    }
+
+    [Fact]
+    public async Task The_feed_filters_by_tenant()
+    {
+        var (t1, t2) = (Guid.NewGuid(), Guid.NewGuid());
+        await Store.AppendAsync(new AppendRequest("app", Guid.NewGuid(), 0, [Event("a")], TenantId: t1), default);
+        await Store.AppendAsync(new AppendRequest("app", Guid.NewGuid(), 0, [Event("b")], TenantId: t2), default);
+        var last = await Store.AppendAsync(new AppendRequest("node", Guid.NewGuid(), 0, [Event("c")]), default);
+        await WaitUntilReadableAsync(last.LastEventId);
+        var page = await Store.ReadAllAsync(0, 100, new EventFilter(TenantId: t1), default);
+        Assert.Equal(["a"], page.Events.Select(e => e.EventType));
+        Assert.All(page.Events, e => Assert.Equal(t1, e.TenantId));
+        Assert.Null((await Store.ReadAllAsync(0, 100, new EventFilter(["c"]), default)).Events.Single().TenantId);
+    }
+
     public static TheoryData<string, AppendRequest> InvalidRequests() => new()
     {
         { "AggregateType", new AppendRequest("", Guid.NewGuid(), 0, [Event()]) },

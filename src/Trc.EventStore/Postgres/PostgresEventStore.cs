@@ -42,14 +42,14 @@ public sealed record PostgresEventStoreOptions
 public sealed partial class PostgresEventStore : IEventStore
 {
     private const string ResourcePrefix = "Trc.EventStore.Postgres.Migrations.";
-    private const string EventColumns = "event_id, occurred_at, aggregate_type, aggregate_id, aggregate_seq, event_type, actor_id, payload::text, routing_key";
+    private const string EventColumns = "event_id, occurred_at, aggregate_type, aggregate_id, aggregate_seq, event_type, actor_id, payload::text, routing_key, tenant_id";
     /// <summary>
     /// The readers' horizon: every event id below it belongs to a transaction older than every
     /// transaction still running, so nothing will ever appear below it again (ADR 0017).
     /// </summary>
     private const string HorizonSql = "((pg_snapshot_xmin(pg_current_snapshot())::text::bigint + (SELECT xid_offset FROM event_id_origin)) * 1024)";
 
-    private const string QualifiedEventColumns = "e.event_id, e.occurred_at, e.aggregate_type, e.aggregate_id, e.aggregate_seq, e.event_type, e.actor_id, e.payload::text, e.routing_key";
+    private const string QualifiedEventColumns = "e.event_id, e.occurred_at, e.aggregate_type, e.aggregate_id, e.aggregate_seq, e.event_type, e.actor_id, e.payload::text, e.routing_key, e.tenant_id";
 
     private readonly ILogger _logger;
     private readonly PostgresNotifier _notifier;
@@ -243,53 +243,54 @@ public sealed partial class PostgresEventStore : IEventStore
     // in transaction id order (ADR 0017). The version check is in the WHERE clause: for a new
     // aggregate there is nothing to check (a race fails on the unique (type, id, seq) constraint);
     // otherwise row `expected` must exist (and a race fails on row expected+1).
+    // $1 offset, $2 aggregate type, $3 aggregate id, $4 expected version, $5 event type(s),
+    // $6 actor, $7 payload(s), $8 routing key(s), $9 idempotency key, $10 index of the first event
+    // within the transaction's block of 1024 ids, $11 tenant.
     private const string AppendNewSql = """
-        INSERT INTO events (event_id, aggregate_type, aggregate_id, aggregate_seq, event_type, actor_id, payload, routing_key, idempotency_key)
-        VALUES ((pg_current_xact_id()::text::bigint + $1) * 1024, $2, $3, $4 + 1, $5, $6, $7, $8, $9)
+        INSERT INTO events (event_id, aggregate_type, aggregate_id, aggregate_seq, event_type, actor_id, payload, routing_key, idempotency_key, tenant_id)
+        VALUES ((pg_current_xact_id()::text::bigint + $1) * 1024 + $10, $2, $3, $4 + 1, $5, $6, $7, $8, $9, $11)
         RETURNING event_id
         """;
 
     private const string AppendOneSql = """
-        INSERT INTO events (event_id, aggregate_type, aggregate_id, aggregate_seq, event_type, actor_id, payload, routing_key, idempotency_key)
-        SELECT (pg_current_xact_id()::text::bigint + $1) * 1024, $2, $3, $4 + 1, $5, $6, $7, $8, $9
+        INSERT INTO events (event_id, aggregate_type, aggregate_id, aggregate_seq, event_type, actor_id, payload, routing_key, idempotency_key, tenant_id)
+        SELECT (pg_current_xact_id()::text::bigint + $1) * 1024 + $10, $2, $3, $4 + 1, $5, $6, $7, $8, $9, $11
          WHERE $4 = 0 OR EXISTS (SELECT 1 FROM events e WHERE e.aggregate_type = $2 AND e.aggregate_id = $3 AND e.aggregate_seq = $4)
         RETURNING event_id
         """;
 
     private const string AppendManySql = """
-        INSERT INTO events (event_id, aggregate_type, aggregate_id, aggregate_seq, event_type, actor_id, payload, routing_key, idempotency_key)
-        SELECT (pg_current_xact_id()::text::bigint + $1) * 1024 + n.ord - 1, $2, $3, $4 + n.ord::int, n.event_type, $6, n.payload, n.routing_key,
-               CASE WHEN n.ord = 1 THEN $9 END
+        INSERT INTO events (event_id, aggregate_type, aggregate_id, aggregate_seq, event_type, actor_id, payload, routing_key, idempotency_key, tenant_id)
+        SELECT (pg_current_xact_id()::text::bigint + $1) * 1024 + $10 + n.ord - 1, $2, $3, $4 + n.ord::int, n.event_type, $6, n.payload, n.routing_key,
+               CASE WHEN n.ord = 1 THEN $9 END, $11
           FROM unnest($5::text[], $7::jsonb[], $8::text[]) WITH ORDINALITY AS n(event_type, payload, routing_key, ord)
          WHERE $4 = 0 OR EXISTS (SELECT 1 FROM events e WHERE e.aggregate_type = $2 AND e.aggregate_id = $3 AND e.aggregate_seq = $4)
         RETURNING event_id
         """;
 
     /// <inheritdoc />
-    public async Task<AppendResult> AppendAsync(AppendRequest request, CancellationToken cancellationToken)
+    public async Task<AppendResult> AppendAsync(AppendRequest request, CancellationToken cancellationToken) =>
+        (await AppendAsync([request], cancellationToken).ConfigureAwait(false))[0];
+
+    /// <inheritdoc />
+    public async Task<IReadOnlyList<AppendResult>> AppendAsync(IReadOnlyList<AppendRequest> requests, CancellationToken cancellationToken)
     {
-        request.Validate();
+        AppendRequest.ValidateBatch(requests);
+        var first = requests[0];
         await using var connection = await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         // Any: append after whatever is there; a concurrent append that wins the race only makes
         // this one try again at the new version.
+        var anyVersion = requests.Any(r => r.ExpectedVersion == ExpectedVersion.Any);
         for (var attempt = 0; ; attempt++)
         {
-            var expected = request.ExpectedVersion == ExpectedVersion.Any
-                ? await ReadVersionAsync(connection, request.AggregateType, request.AggregateId, cancellationToken).ConfigureAwait(false)
-                : request.ExpectedVersion;
             try
             {
-                var ids = await InsertAsync(connection, request, expected, cancellationToken).ConfigureAwait(false);
-                if (ids.Count == 0)
-                {
-                    // Row `expected` does not exist: the aggregate is behind what the caller thought.
-                    var actual = await ReadVersionAsync(connection, request.AggregateType, request.AggregateId, cancellationToken).ConfigureAwait(false);
-                    throw new ConcurrencyConflictException(request.AggregateType, request.AggregateId, request.ExpectedVersion, actual);
-                }
-                NoteCommitted(ids[^1]);
+                var results = await InsertBatchAsync(connection, requests, cancellationToken).ConfigureAwait(false);
+                var last = results.Max(r => r.LastEventId);
+                NoteCommitted(last);
                 EventsAppended.Pulse();
-                _notifier.NotifyEvents(ids[^1]);
-                return new AppendResult(ids[0], ids[^1], expected + ids.Count, WasReplay: false);
+                _notifier.NotifyEvents(last);
+                return results;
             }
             catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
             {
@@ -297,19 +298,27 @@ public sealed partial class PostgresEventStore : IEventStore
                 {
                     case "events_idempotency_key":
                         // This key was used before (or by a concurrent append that just committed).
-                        return await ReplayAsync(connection, request, cancellationToken).ConfigureAwait(false)
+                        return await ReplayAsync(connection, requests, cancellationToken).ConfigureAwait(false)
                             ?? throw new InvalidOperationException("an append with this idempotency key conflicted but cannot be found", e);
-                    case "events_aggregate_seq_key" when request.ExpectedVersion == ExpectedVersion.Any && attempt < 10:
+                    case "events_aggregate_seq_key" when anyVersion && attempt < 10:
                         continue;
                     case "events_aggregate_seq_key":
-                        // A concurrent append took the next sequence number; but if it carried our
-                        // key, this is a replay rather than a conflict.
-                        if (request.IdempotencyKey is not null && await ReplayAsync(connection, request, cancellationToken).ConfigureAwait(false) is { } replay)
+                        // A concurrent append took a sequence number; but if it carried our key,
+                        // this is a replay rather than a conflict.
+                        if (first.IdempotencyKey is not null && await ReplayAsync(connection, requests, cancellationToken).ConfigureAwait(false) is { } replay)
                         {
                             return replay;
                         }
-                        var actual = await ReadVersionAsync(connection, request.AggregateType, request.AggregateId, cancellationToken).ConfigureAwait(false);
-                        throw new ConcurrencyConflictException(request.AggregateType, request.AggregateId, request.ExpectedVersion, actual, e);
+                        // Which aggregate moved: the one whose version is no longer what the batch expected.
+                        foreach (var request in requests.Where(r => r.ExpectedVersion != ExpectedVersion.Any))
+                        {
+                            var actual = await ReadVersionAsync(connection, request.AggregateType, request.AggregateId, cancellationToken).ConfigureAwait(false);
+                            if (actual != request.ExpectedVersion)
+                            {
+                                throw new ConcurrencyConflictException(request.AggregateType, request.AggregateId, request.ExpectedVersion, actual, e);
+                            }
+                        }
+                        throw new ConcurrencyConflictException(first.AggregateType, first.AggregateId, first.ExpectedVersion, null, e);
                     case "events_pkey":
                         throw new InvalidOperationException("two appends in one transaction: each append must be its own transaction", e);
                     default:
@@ -319,14 +328,51 @@ public sealed partial class PostgresEventStore : IEventStore
         }
     }
 
-    private async Task<List<long>> InsertAsync(NpgsqlConnection connection, AppendRequest request, int expected, CancellationToken cancellationToken)
+    /// <summary>
+    /// Inserts every request's events in one transaction (autocommit when there is one request and
+    /// no test hook). Throws <see cref="ConcurrencyConflictException"/> when a version check finds
+    /// the aggregate behind what the caller expected.
+    /// </summary>
+    private async Task<List<AppendResult>> InsertBatchAsync(NpgsqlConnection connection, IReadOnlyList<AppendRequest> requests, CancellationToken cancellationToken)
+    {
+        var results = new List<AppendResult>(requests.Count);
+        var explicitTransaction = requests.Count > 1 || BeforeCommitForTests is not null;
+        await using var transaction = explicitTransaction ? await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false) : null;
+        var start = 0;
+        foreach (var request in requests)
+        {
+            var expected = request.ExpectedVersion == ExpectedVersion.Any
+                ? await ReadVersionAsync(connection, request.AggregateType, request.AggregateId, cancellationToken, transaction).ConfigureAwait(false)
+                : request.ExpectedVersion;
+            var ids = await InsertAsync(connection, transaction, request, expected, start, cancellationToken).ConfigureAwait(false);
+            if (ids.Count == 0)
+            {
+                // Row `expected` does not exist: the aggregate is behind what the caller thought.
+                var actual = await ReadVersionAsync(connection, request.AggregateType, request.AggregateId, cancellationToken, transaction).ConfigureAwait(false);
+                throw new ConcurrencyConflictException(request.AggregateType, request.AggregateId, request.ExpectedVersion, actual);
+            }
+            results.Add(new AppendResult(ids[0], ids[^1], expected + ids.Count, WasReplay: false));
+            start += ids.Count;
+        }
+        if (transaction is not null)
+        {
+            if (BeforeCommitForTests is { } beforeCommit)
+            {
+                await beforeCommit(cancellationToken).ConfigureAwait(false);
+            }
+            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        return results;
+    }
+
+    private async Task<List<long>> InsertAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, AppendRequest request, int expected, int start, CancellationToken cancellationToken)
     {
         var events = request.Events;
         var one = events.Count == 1;
         // A new aggregate needs no version check (a race fails on the unique constraint): the
         // commonest append is then a plain INSERT ... VALUES.
         var sql = !one ? AppendManySql : expected == 0 ? AppendNewSql : AppendOneSql;
-        await using var command = new NpgsqlCommand(sql, connection);
+        await using var command = new NpgsqlCommand(sql, connection, transaction);
         var p = command.Parameters;
         p.Add(new NpgsqlParameter<long> { TypedValue = XidOffset });
         p.Add(new NpgsqlParameter<string> { TypedValue = request.AggregateType, NpgsqlDbType = NpgsqlDbType.Text });
@@ -352,63 +398,64 @@ public sealed partial class PostgresEventStore : IEventStore
             p.Add(new NpgsqlParameter<string?[]> { TypedValue = events.Select(e => e.RoutingKey).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
         }
         p.Add(new NpgsqlParameter { Value = (object?)request.IdempotencyKey ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        p.Add(new NpgsqlParameter<int> { TypedValue = start });
+        p.Add(new NpgsqlParameter { Value = (object?)request.TenantId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
 
         var ids = new List<long>(events.Count);
-        if (BeforeCommitForTests is { } beforeCommit)
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
         {
-            await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-            command.Transaction = transaction;
-            await ReadIdsAsync(command, ids, cancellationToken).ConfigureAwait(false);
-            await beforeCommit(cancellationToken).ConfigureAwait(false);
-            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-        }
-        else
-        {
-            await ReadIdsAsync(command, ids, cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                ids.Add(reader.GetInt64(0));
+            }
         }
         ids.Sort();
         return ids;
     }
 
-    private static async Task ReadIdsAsync(NpgsqlCommand command, List<long> ids, CancellationToken cancellationToken)
+    /// <summary>The earlier batch that used the first request's key, or null if there is none (visible yet).</summary>
+    private async Task<IReadOnlyList<AppendResult>?> ReplayAsync(NpgsqlConnection connection, IReadOnlyList<AppendRequest> requests, CancellationToken cancellationToken)
     {
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-        {
-            ids.Add(reader.GetInt64(0));
-        }
-    }
-
-    /// <summary>The earlier append that used this request's key, or null if there is none (visible yet).</summary>
-    private async Task<AppendResult?> ReplayAsync(NpgsqlConnection connection, AppendRequest request, CancellationToken cancellationToken)
-    {
-        // The earlier append's events: same aggregate, same transaction (same id block).
+        var key = requests[0].IdempotencyKey!;
+        // The earlier batch's events: the keyed event's transaction, i.e. its block of 1024 ids.
         await using var command = new NpgsqlCommand("""
-            SELECT k.aggregate_type, k.aggregate_id, k.event_id, max(e.event_id), max(e.aggregate_seq)
+            SELECT e.aggregate_type, e.aggregate_id, min(e.event_id), max(e.event_id), max(e.aggregate_seq), bool_or(e.idempotency_key IS NOT NULL)
               FROM events k
-              LEFT JOIN events e ON e.aggregate_type = k.aggregate_type AND e.aggregate_id = k.aggregate_id
-                                AND e.event_id >= k.event_id AND e.event_id < (k.event_id / 1024 + 1) * 1024
+              JOIN events e ON e.event_id >= k.event_id / 1024 * 1024 AND e.event_id < (k.event_id / 1024 + 1) * 1024
              WHERE k.idempotency_key = $1
-             GROUP BY k.aggregate_type, k.aggregate_id, k.event_id
+             GROUP BY e.aggregate_type, e.aggregate_id
             """, connection);
-        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = request.IdempotencyKey! });
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = key });
+        var found = new List<(string Type, Guid Id, long First, long Last, int Version, bool Keyed)>();
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        {
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                found.Add((reader.GetString(0), reader.GetGuid(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt32(4), reader.GetBoolean(5)));
+            }
+        }
+        if (found.Count == 0)
         {
             return null;
         }
-        var (type, id) = (reader.GetString(0), reader.GetGuid(1));
-        if (type != request.AggregateType || id != request.AggregateId)
+        var keyed = found.Single(f => f.Keyed);
+        if (keyed.Type != requests[0].AggregateType || keyed.Id != requests[0].AggregateId)
         {
-            throw new IdempotencyKeyReusedException(request.IdempotencyKey!, type, id);
+            throw new IdempotencyKeyReusedException(key, keyed.Type, keyed.Id);
         }
-        return new AppendResult(reader.GetInt64(2), reader.GetInt64(3), reader.GetInt32(4), WasReplay: true);
+        return requests.Select(r =>
+        {
+            var f = found.FirstOrDefault(x => x.Type == r.AggregateType && x.Id == r.AggregateId);
+            return f.Type is null
+                ? throw new IdempotencyKeyReusedException(key, keyed.Type, keyed.Id)
+                : new AppendResult(f.First, f.Last, f.Version, WasReplay: true);
+        }).ToList();
     }
 
-    private static async Task<int> ReadVersionAsync(NpgsqlConnection connection, string aggregateType, Guid aggregateId, CancellationToken cancellationToken)
+    private static async Task<int> ReadVersionAsync(NpgsqlConnection connection, string aggregateType, Guid aggregateId, CancellationToken cancellationToken, NpgsqlTransaction? transaction = null)
     {
         await using var command = new NpgsqlCommand(
-            "SELECT coalesce(max(aggregate_seq), 0) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2", connection);
+            "SELECT coalesce(max(aggregate_seq), 0) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2", connection, transaction);
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = aggregateType });
         command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = aggregateId });
         return (int)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
@@ -446,6 +493,10 @@ public sealed partial class PostgresEventStore : IEventStore
         {
             conditions += " AND e.routing_key = $4";
         }
+        if (filter.TenantId is not null)
+        {
+            conditions += " AND e.tenant_id = $5";
+        }
         // One statement, so the page and the head come from the same snapshot: a filtered reader
         // may then skip straight to the head without missing a commit that lands in between.
         var sql = $"""
@@ -460,6 +511,7 @@ public sealed partial class PostgresEventStore : IEventStore
         command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = limit });
         command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = filter.EventTypes?.ToArray() ?? [], NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = filter.RoutingKey ?? "", NpgsqlDbType = NpgsqlDbType.Text });
+        command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = filter.TenantId ?? Guid.Empty });
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         var events = new List<StoredEvent>();
         long head = 0;
@@ -545,7 +597,8 @@ public sealed partial class PostgresEventStore : IEventStore
         reader.GetString(offset + 5),
         reader.IsDBNull(offset + 6) ? null : reader.GetGuid(offset + 6),
         reader.GetString(offset + 7),
-        reader.IsDBNull(offset + 8) ? null : reader.GetString(offset + 8));
+        reader.IsDBNull(offset + 8) ? null : reader.GetString(offset + 8),
+        reader.IsDBNull(offset + 9) ? null : reader.GetGuid(offset + 9));
 
     internal static async Task ExecuteAsync(NpgsqlConnection connection, string sql, CancellationToken cancellationToken, NpgsqlTransaction? transaction = null)
     {

@@ -25,7 +25,7 @@ public sealed record SqliteEventStoreOptions
 public sealed class SqliteEventStore : IEventStore
 {
     private const string ResourcePrefix = "Trc.EventStore.Sqlite.Migrations.";
-    private const string EventColumns = "event_id, occurred_at, aggregate_type, aggregate_id, aggregate_seq, event_type, actor_id, payload, routing_key";
+    private const string EventColumns = "event_id, occurred_at, aggregate_type, aggregate_id, aggregate_seq, event_type, actor_id, payload, routing_key, tenant_id";
 
     private readonly string _connectionString;
 
@@ -134,90 +134,129 @@ public sealed class SqliteEventStore : IEventStore
     }
 
     /// <inheritdoc />
-    public async Task<AppendResult> AppendAsync(AppendRequest request, CancellationToken cancellationToken)
+    public async Task<AppendResult> AppendAsync(AppendRequest request, CancellationToken cancellationToken) =>
+        (await AppendAsync([request], cancellationToken).ConfigureAwait(false))[0];
+
+    /// <inheritdoc />
+    public async Task<IReadOnlyList<AppendResult>> AppendAsync(IReadOnlyList<AppendRequest> requests, CancellationToken cancellationToken)
     {
-        request.Validate();
+        AppendRequest.ValidateBatch(requests);
         await WriteLock.WaitAsync(cancellationToken).ConfigureAwait(false);
-        AppendResult result;
+        List<AppendResult> results;
         try
         {
             await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
             await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(IsolationLevel.Serializable, cancellationToken).ConfigureAwait(false);
-            var aggregateId = request.AggregateId.ToString("D");
-
-            if (request.IdempotencyKey is not null)
+            if (requests[0].IdempotencyKey is { } key && await ReplayAsync(connection, transaction, requests, key, cancellationToken).ConfigureAwait(false) is { } replay)
             {
-                await using var lookup = new SqliteCommand(
-                    "SELECT aggregate_type, aggregate_id, event_id, aggregate_seq, append_size FROM events WHERE idempotency_key = $k", connection, transaction);
-                lookup.Parameters.AddWithValue("$k", request.IdempotencyKey);
-                await using var reader = await lookup.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-                if (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-                {
-                    var (type, id, first, firstSeq, size) = (reader.GetString(0), reader.GetString(1), reader.GetInt64(2), reader.GetInt32(3), reader.GetInt32(4));
-                    if (type != request.AggregateType || id != aggregateId)
-                    {
-                        throw new IdempotencyKeyReusedException(request.IdempotencyKey, type, Guid.Parse(id));
-                    }
-                    // The original append's events are contiguous (one writer at a time) and its first
-                    // row records how many there were.
-                    return new AppendResult(first, first + size - 1, firstSeq + size - 1, WasReplay: true);
-                }
+                return replay;
             }
-
-            await using (var version = new SqliteCommand(
-                "SELECT coalesce(max(aggregate_seq), 0) FROM events WHERE aggregate_type = $t AND aggregate_id = $i", connection, transaction))
+            var total = requests.Sum(r => r.Events.Count);
+            results = [];
+            var at = Now();
+            foreach (var request in requests)
             {
-                version.Parameters.AddWithValue("$t", request.AggregateType);
-                version.Parameters.AddWithValue("$i", aggregateId);
-                var current = Convert.ToInt32(await version.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture);
-                if (request.ExpectedVersion != ExpectedVersion.Any && current != request.ExpectedVersion)
-                {
-                    throw new ConcurrencyConflictException(request.AggregateType, request.AggregateId, request.ExpectedVersion, current);
-                }
-
-                await using var insert = new SqliteCommand("""
-                    INSERT INTO events (occurred_at, aggregate_type, aggregate_id, aggregate_seq, event_type, actor_id, payload, routing_key, idempotency_key, append_size)
-                    VALUES ($at, $t, $i, $seq, $type, $actor, $payload, $rk, $key, $size) RETURNING event_id
-                    """, connection, transaction);
-                var at = Now();
-                var parameters = new[] { "$at", "$t", "$i", "$seq", "$type", "$actor", "$payload", "$rk", "$key", "$size" }
-                    .Select(name => insert.Parameters.Add(name, SqliteType.Text)).ToArray();
-                parameters[0].Value = at;
-                parameters[1].Value = request.AggregateType;
-                parameters[2].Value = aggregateId;
-                parameters[3].SqliteType = SqliteType.Integer;
-                parameters[9].SqliteType = SqliteType.Integer;
-                parameters[5].Value = (object?)request.ActorId?.ToString("D") ?? DBNull.Value;
-                long first = 0, last = 0;
-                for (var n = 0; n < request.Events.Count; n++)
-                {
-                    var e = request.Events[n];
-                    parameters[3].Value = current + n + 1;
-                    parameters[4].Value = e.EventType;
-                    parameters[6].Value = e.PayloadJson;
-                    parameters[7].Value = (object?)e.RoutingKey ?? DBNull.Value;
-                    parameters[8].Value = n == 0 && request.IdempotencyKey is not null ? request.IdempotencyKey : DBNull.Value;
-                    parameters[9].Value = n == 0 ? request.Events.Count : DBNull.Value;
-                    last = (long)(await insert.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
-                    if (n == 0)
-                    {
-                        first = last;
-                    }
-                }
-                if (BeforeCommitForTests is { } beforeCommit)
-                {
-                    await beforeCommit(cancellationToken).ConfigureAwait(false);
-                }
-                await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-                result = new AppendResult(first, last, current + request.Events.Count, WasReplay: false);
+                results.Add(await InsertAsync(connection, transaction, request, at, firstOfBatch: results.Count == 0 ? total : null, cancellationToken).ConfigureAwait(false));
             }
+            if (BeforeCommitForTests is { } beforeCommit)
+            {
+                await beforeCommit(cancellationToken).ConfigureAwait(false);
+            }
+            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
         }
         finally
         {
             WriteLock.Release();
         }
         EventsAppended.Pulse();
-        return result;
+        return results;
+    }
+
+    private static async Task<AppendResult> InsertAsync(SqliteConnection connection, SqliteTransaction transaction, AppendRequest request, string at, int? firstOfBatch, CancellationToken cancellationToken)
+    {
+        var aggregateId = request.AggregateId.ToString("D");
+        int current;
+        await using (var version = new SqliteCommand(
+            "SELECT coalesce(max(aggregate_seq), 0) FROM events WHERE aggregate_type = $t AND aggregate_id = $i", connection, transaction))
+        {
+            version.Parameters.AddWithValue("$t", request.AggregateType);
+            version.Parameters.AddWithValue("$i", aggregateId);
+            current = Convert.ToInt32(await version.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture);
+        }
+        if (request.ExpectedVersion != ExpectedVersion.Any && current != request.ExpectedVersion)
+        {
+            throw new ConcurrencyConflictException(request.AggregateType, request.AggregateId, request.ExpectedVersion, current);
+        }
+
+        await using var insert = new SqliteCommand("""
+            INSERT INTO events (occurred_at, aggregate_type, aggregate_id, aggregate_seq, event_type, actor_id, payload, routing_key, idempotency_key, append_size, tenant_id)
+            VALUES ($at, $t, $i, $seq, $type, $actor, $payload, $rk, $key, $size, $tenant) RETURNING event_id
+            """, connection, transaction);
+        var parameters = new[] { "$at", "$t", "$i", "$seq", "$type", "$actor", "$payload", "$rk", "$key", "$size", "$tenant" }
+            .Select(name => insert.Parameters.Add(name, SqliteType.Text)).ToArray();
+        parameters[0].Value = at;
+        parameters[1].Value = request.AggregateType;
+        parameters[2].Value = aggregateId;
+        parameters[3].SqliteType = SqliteType.Integer;
+        parameters[9].SqliteType = SqliteType.Integer;
+        parameters[5].Value = (object?)request.ActorId?.ToString("D") ?? DBNull.Value;
+        parameters[10].Value = (object?)request.TenantId?.ToString("D") ?? DBNull.Value;
+        long first = 0, last = 0;
+        for (var n = 0; n < request.Events.Count; n++)
+        {
+            var e = request.Events[n];
+            parameters[3].Value = current + n + 1;
+            parameters[4].Value = e.EventType;
+            parameters[6].Value = e.PayloadJson;
+            parameters[7].Value = (object?)e.RoutingKey ?? DBNull.Value;
+            // The batch's first row carries its key and its size: one writer at a time makes a
+            // batch's ids contiguous, so a replay can find all of it.
+            parameters[8].Value = n == 0 && firstOfBatch is not null && request.IdempotencyKey is not null ? request.IdempotencyKey : DBNull.Value;
+            parameters[9].Value = n == 0 && firstOfBatch is { } size ? size : DBNull.Value;
+            last = (long)(await insert.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+            if (n == 0)
+            {
+                first = last;
+            }
+        }
+        return new AppendResult(first, last, current + request.Events.Count, WasReplay: false);
+    }
+
+    /// <summary>The earlier batch that used this key, or null.</summary>
+    private static async Task<IReadOnlyList<AppendResult>?> ReplayAsync(SqliteConnection connection, SqliteTransaction transaction, IReadOnlyList<AppendRequest> requests, string key, CancellationToken cancellationToken)
+    {
+        await using var command = new SqliteCommand("""
+            SELECT e.aggregate_type, e.aggregate_id, min(e.event_id), max(e.event_id), max(e.aggregate_seq), max(e.idempotency_key IS NOT NULL)
+              FROM events k
+              JOIN events e ON e.event_id >= k.event_id AND e.event_id < k.event_id + k.append_size
+             WHERE k.idempotency_key = $k
+             GROUP BY e.aggregate_type, e.aggregate_id
+            """, connection, transaction);
+        command.Parameters.AddWithValue("$k", key);
+        var found = new List<(string Type, string Id, long First, long Last, int Version, bool Keyed)>();
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        {
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                found.Add((reader.GetString(0), reader.GetString(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt32(4), reader.GetInt64(5) == 1));
+            }
+        }
+        if (found.Count == 0)
+        {
+            return null;
+        }
+        var keyed = found.Single(f => f.Keyed);
+        if (keyed.Type != requests[0].AggregateType || keyed.Id != requests[0].AggregateId.ToString("D"))
+        {
+            throw new IdempotencyKeyReusedException(key, keyed.Type, Guid.Parse(keyed.Id));
+        }
+        return requests.Select(r =>
+        {
+            var f = found.FirstOrDefault(x => x.Type == r.AggregateType && x.Id == r.AggregateId.ToString("D"));
+            return f.Type is null
+                ? throw new IdempotencyKeyReusedException(key, keyed.Type, Guid.Parse(keyed.Id))
+                : new AppendResult(f.First, f.Last, f.Version, WasReplay: true);
+        }).ToList();
     }
 
     /// <inheritdoc />
@@ -254,6 +293,11 @@ public sealed class SqliteEventStore : IEventStore
         {
             command.Parameters.AddWithValue("$rk", filter.RoutingKey);
             sql += " AND routing_key = $rk";
+        }
+        if (filter.TenantId is { } tenant)
+        {
+            command.Parameters.AddWithValue("$tenant", tenant.ToString("D"));
+            sql += " AND tenant_id = $tenant";
         }
         command.CommandText = sql + " ORDER BY event_id LIMIT $limit";
         var events = await ReadEventsAsync(command, cancellationToken).ConfigureAwait(false);
@@ -329,7 +373,8 @@ public sealed class SqliteEventStore : IEventStore
                 reader.GetString(5),
                 reader.IsDBNull(6) ? null : Guid.Parse(reader.GetString(6)),
                 reader.GetString(7),
-                reader.IsDBNull(8) ? null : reader.GetString(8)));
+                reader.IsDBNull(8) ? null : reader.GetString(8),
+                reader.IsDBNull(9) ? null : Guid.Parse(reader.GetString(9))));
         }
         return events;
     }

@@ -97,7 +97,7 @@ public sealed class PostgresOnlyTests : IAsyncLifetime
         var stores = Enumerable.Range(0, 6).Select(_ => new PostgresEventStore(new PostgresEventStoreOptions { ConnectionString = _schema.ConnectionString })).ToList();
         _disposables.AddRange(stores);
         await Task.WhenAll(stores.Select(s => s.InitializeAsync(default)));
-        Assert.Equal(["1|001_events.sql"], await Query("SELECT version, name FROM schema_migrations"));
+        Assert.Equal(["1|001_events.sql", "2|002_tenant.sql"], await Query("SELECT version, name FROM schema_migrations"));
     }
 
     [Fact]

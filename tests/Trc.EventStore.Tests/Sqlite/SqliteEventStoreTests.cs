@@ -55,7 +55,7 @@ public sealed class SqliteEventStoreTests : EventStoreConformanceTests
         await reopened.InitializeAsync(default);
         await reopened.InitializeAsync(default);
         Assert.Equal(result.LastEventId, await reopened.GetHeadAsync(default));
-        Assert.Equal(["1|001_events.sql"], await QueryLinesAsync("SELECT version, name FROM schema_migrations"));
+        Assert.Equal(["1|001_events.sql", "2|002_tenant.sql"], await QueryLinesAsync("SELECT version, name FROM schema_migrations"));
         Assert.Equal(["wal"], await QueryLinesAsync("PRAGMA journal_mode"));
     }
 }
