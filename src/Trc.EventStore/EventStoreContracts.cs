@@ -236,6 +236,9 @@ public interface IEventStore : IAsyncDisposable
     /// </summary>
     Task<IReadOnlyList<AppendResult>> AppendAsync(IReadOnlyList<AppendRequest> requests, CancellationToken cancellationToken);
 
+    /// <summary>The last event id of the batch appended with this idempotency key, or null when none was.</summary>
+    Task<long?> FindIdempotencyKeyAsync(string key, CancellationToken cancellationToken);
+
     /// <summary>One aggregate's events with sequence above <paramref name="afterSeq"/>, in order.</summary>
     Task<IReadOnlyList<StoredEvent>> ReadAggregateAsync(string aggregateType, Guid aggregateId, int afterSeq, CancellationToken cancellationToken);
 

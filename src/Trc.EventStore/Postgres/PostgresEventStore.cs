@@ -39,7 +39,7 @@ public sealed record PostgresEventStoreOptions
 /// round trip; readers only see the prefix of the log that every older transaction has finished
 /// writing (ADR 0017); LISTEN/NOTIFY wakes waiters, polling covers lost notifications.
 /// </summary>
-public sealed partial class PostgresEventStore : IEventStore
+public sealed partial class PostgresEventStore : IEventStore, ISqlDatabase
 {
     private const string ResourcePrefix = "Trc.EventStore.Postgres.Migrations.";
     private const string EventColumns = "event_id, occurred_at, aggregate_type, aggregate_id, aggregate_seq, event_type, actor_id, payload::text, routing_key, tenant_id";
@@ -572,6 +572,26 @@ public sealed partial class PostgresEventStore : IEventStore
             }
             await wake.ConfigureAwait(false);
         }
+    }
+
+    /// <inheritdoc />
+    public Projections.SqlDialect Dialect => Projections.SqlDialect.Postgres;
+
+    /// <inheritdoc />
+    public async Task<System.Data.Common.DbConnection> OpenConnectionAsync(CancellationToken cancellationToken) =>
+        await DataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+
+    /// <inheritdoc />
+    public async Task<long?> FindIdempotencyKeyAsync(string key, CancellationToken cancellationToken)
+    {
+        // The last event of the keyed batch: the keyed event's transaction block.
+        await using var command = DataSource.CreateCommand("""
+            SELECT max(e.event_id) FROM events k
+              JOIN events e ON e.event_id >= k.event_id / 1024 * 1024 AND e.event_id < (k.event_id / 1024 + 1) * 1024
+             WHERE k.idempotency_key = $1
+            """);
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = key });
+        return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is long id ? id : null;
     }
 
     /// <inheritdoc />

@@ -22,7 +22,7 @@ public sealed record SqliteEventStoreOptions
 /// in-process lock and an immediate transaction, so event ids are assigned in commit order and
 /// every reader sees a prefix of the log; wake-ups are in-process signals.
 /// </summary>
-public sealed class SqliteEventStore : IEventStore
+public sealed class SqliteEventStore : IEventStore, ISqlDatabase
 {
     private const string ResourcePrefix = "Trc.EventStore.Sqlite.Migrations.";
     private const string EventColumns = "event_id, occurred_at, aggregate_type, aggregate_id, aggregate_seq, event_type, actor_id, payload, routing_key, tenant_id";
@@ -341,6 +341,22 @@ public sealed class SqliteEventStore : IEventStore
             }
             await wake.ConfigureAwait(false);
         }
+    }
+
+    /// <inheritdoc />
+    public Projections.SqlDialect Dialect => Projections.SqlDialect.Sqlite;
+
+    /// <inheritdoc />
+    public async Task<System.Data.Common.DbConnection> OpenConnectionAsync(CancellationToken cancellationToken) =>
+        await OpenAsync(cancellationToken).ConfigureAwait(false);
+
+    /// <inheritdoc />
+    public async Task<long?> FindIdempotencyKeyAsync(string key, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = new SqliteCommand("SELECT event_id + append_size - 1 FROM events WHERE idempotency_key = $k", connection);
+        command.Parameters.AddWithValue("$k", key);
+        return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is long id ? id : null;
     }
 
     /// <inheritdoc />

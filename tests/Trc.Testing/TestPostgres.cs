@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using Npgsql;
 
-namespace Trc.EventStore.Tests;
+namespace Trc.Testing;
 
 /// <summary>
 /// The test run's PostgreSQL: <c>$TRC_TEST_POSTGRES</c> when set (scripts/test sets it), otherwise

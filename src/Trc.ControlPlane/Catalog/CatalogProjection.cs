@@ -1,0 +1,153 @@
+using System.Globalization;
+using System.Text.Json;
+using Trc.Core.Domain;
+using Trc.EventStore;
+using Trc.EventStore.Projections;
+
+namespace Trc.ControlPlane.Catalog;
+
+/// <summary>
+/// The catalog: orgs, tokens, apps, envs, releases, routes, volumes and IPv4 addresses as tables,
+/// kept from the log. Every read of the API comes from here; commands wait for it to pass their
+/// events before answering (read-your-writes). It can be rebuilt from the first event.
+/// The SQL is the subset both Postgres and SQLite accept: ids and times are text, flags integers.
+/// </summary>
+public sealed class CatalogProjection : IProjection
+{
+    /// <summary>The projection's name (its checkpoint and lease key).</summary>
+    public const string ProjectionName = "catalog";
+
+    /// <inheritdoc />
+    public string Name => ProjectionName;
+
+    /// <inheritdoc />
+    public IReadOnlyCollection<string>? EventTypes { get; } =
+    [
+        EventNames.OrgCreated, EventNames.OrgQuotasSet, EventNames.OrgUsageChanged,
+        EventNames.TokenCreated, EventNames.TokenRevoked,
+        EventNames.AppCreated, EventNames.EnvCreated,
+        EventNames.ReleaseCreated, EventNames.ReleaseDeployed,
+        EventNames.RouteAdded, EventNames.RouteRemoved,
+        EventNames.EnvIpv4Enabled, EventNames.EnvIpv4Disabled,
+        EventNames.SecretsSet, EventNames.VolumeDeclared, EventNames.VolumeRemoved,
+    ];
+
+    private static readonly string[] Tables = ["cp_orgs", "cp_tokens", "cp_apps", "cp_envs", "cp_releases", "cp_routes", "cp_volumes", "cp_ipv4"];
+
+    /// <inheritdoc />
+    public async Task InitializeAsync(ProjectionContext context, CancellationToken cancellationToken)
+    {
+        foreach (var ddl in new[]
+        {
+            "CREATE TABLE IF NOT EXISTS cp_orgs (id text PRIMARY KEY, name text NOT NULL UNIQUE, memory_quota bigint NOT NULL, instances_quota integer NOT NULL, routes_quota integer NOT NULL, ipv4_quota integer NOT NULL, memory_used bigint NOT NULL, instances_used integer NOT NULL, routes_used integer NOT NULL, ipv4_used integer NOT NULL, created_at text NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS cp_tokens (id text PRIMARY KEY, org_id text, name text NOT NULL, role text NOT NULL, secret_hash text NOT NULL, revoked integer NOT NULL, created_at text NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS cp_apps (id text PRIMARY KEY, org_id text NOT NULL, name text NOT NULL, created_at text NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS cp_envs (id text PRIMARY KEY, org_id text NOT NULL, app_id text NOT NULL, app text NOT NULL, name text NOT NULL, deployed_release integer NOT NULL, secrets_version integer NOT NULL, secret_names text NOT NULL, secret_bundle_id text, ipv4_address text, ipv4_ports text, created_at text NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS cp_releases (env_id text NOT NULL, number integer NOT NULL, image text NOT NULL, image_digest text NOT NULL, resolved_digests text, manifest text NOT NULL, secrets_version integer NOT NULL, memory_bytes bigint NOT NULL, instances integer NOT NULL, created_at text NOT NULL, created_by text, PRIMARY KEY (env_id, number))",
+            "CREATE TABLE IF NOT EXISTS cp_routes (env_id text NOT NULL, org_id text NOT NULL, hostname text NOT NULL, listen_port integer NOT NULL, protocol text NOT NULL, process text NOT NULL, backend_port integer NOT NULL, proxy_protocol text NOT NULL, backend_expects integer NOT NULL, ipv4_required integer NOT NULL, created_at text NOT NULL, PRIMARY KEY (env_id, hostname, listen_port))",
+            "CREATE TABLE IF NOT EXISTS cp_volumes (env_id text NOT NULL, name text NOT NULL, size_bytes bigint NOT NULL, process text NOT NULL, backup_enabled integer NOT NULL, PRIMARY KEY (env_id, name))",
+            "CREATE TABLE IF NOT EXISTS cp_ipv4 (address text PRIMARY KEY, env_id text NOT NULL, org_id text NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS cp_apps_org ON cp_apps (org_id, name)",
+            "CREATE INDEX IF NOT EXISTS cp_envs_app ON cp_envs (app_id, name)",
+            "CREATE INDEX IF NOT EXISTS cp_tokens_org ON cp_tokens (org_id)",
+        })
+        {
+            await context.ExecuteAsync(ddl, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <inheritdoc />
+    public async Task ResetAsync(ProjectionContext context, CancellationToken cancellationToken)
+    {
+        foreach (var table in Tables)
+        {
+            await context.ExecuteAsync($"DELETE FROM {table}", cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <inheritdoc />
+    public Task ApplyAsync(ProjectionContext c, StoredEvent e, CancellationToken ct)
+    {
+        var id = e.AggregateId.ToString("D");
+        var at = e.OccurredAt.UtcDateTime.ToString("O", CultureInfo.InvariantCulture);
+        switch (e.EventType)
+        {
+            case EventNames.OrgCreated:
+                var org = Read<OrgCreated>(e);
+                return c.ExecuteAsync(
+                    "INSERT INTO cp_orgs (id, name, memory_quota, instances_quota, routes_quota, ipv4_quota, memory_used, instances_used, routes_used, ipv4_used, created_at) VALUES (@id, @n, @mq, @iq, @rq, @4q, 0, 0, 0, 0, @at)",
+                    ct, ("@id", id), ("@n", org.Name), ("@mq", org.Quotas.MemoryBytes), ("@iq", org.Quotas.Instances), ("@rq", org.Quotas.Routes), ("@4q", org.Quotas.Ipv4Addresses), ("@at", at));
+            case EventNames.OrgQuotasSet:
+                var quotas = Read<OrgQuotasSet>(e).Quotas;
+                return c.ExecuteAsync("UPDATE cp_orgs SET memory_quota = @mq, instances_quota = @iq, routes_quota = @rq, ipv4_quota = @4q WHERE id = @id",
+                    ct, ("@id", id), ("@mq", quotas.MemoryBytes), ("@iq", quotas.Instances), ("@rq", quotas.Routes), ("@4q", quotas.Ipv4Addresses));
+            case EventNames.OrgUsageChanged:
+                var usage = Read<OrgUsageChanged>(e).Usage;
+                return c.ExecuteAsync("UPDATE cp_orgs SET memory_used = @m, instances_used = @i, routes_used = @r, ipv4_used = @4 WHERE id = @id",
+                    ct, ("@id", id), ("@m", usage.MemoryBytes), ("@i", usage.Instances), ("@r", usage.Routes), ("@4", usage.Ipv4Addresses));
+            case EventNames.TokenCreated:
+                var token = Read<TokenCreated>(e);
+                return c.ExecuteAsync("INSERT INTO cp_tokens (id, org_id, name, role, secret_hash, revoked, created_at) VALUES (@id, @o, @n, @r, @h, 0, @at)",
+                    ct, ("@id", id), ("@o", token.OrgId?.ToString("D")), ("@n", token.Name), ("@r", token.Role), ("@h", token.SecretHash), ("@at", at));
+            case EventNames.TokenRevoked:
+                return c.ExecuteAsync("UPDATE cp_tokens SET revoked = 1 WHERE id = @id", ct, ("@id", id));
+            case EventNames.AppCreated:
+                var app = Read<AppCreated>(e);
+                return c.ExecuteAsync("INSERT INTO cp_apps (id, org_id, name, created_at) VALUES (@id, @o, @n, @at)",
+                    ct, ("@id", id), ("@o", app.OrgId.ToString("D")), ("@n", app.Name), ("@at", at));
+            case EventNames.EnvCreated:
+                var env = Read<EnvCreated>(e);
+                return c.ExecuteAsync(
+                    "INSERT INTO cp_envs (id, org_id, app_id, app, name, deployed_release, secrets_version, secret_names, created_at) VALUES (@id, @o, @a, @an, @n, 0, 0, '[]', @at)",
+                    ct, ("@id", id), ("@o", env.OrgId.ToString("D")), ("@a", env.AppId.ToString("D")), ("@an", env.App), ("@n", env.Name), ("@at", at));
+            case EventNames.ReleaseCreated:
+                var release = Read<ReleaseCreated>(e);
+                return c.ExecuteAsync(
+                    "INSERT INTO cp_releases (env_id, number, image, image_digest, resolved_digests, manifest, secrets_version, memory_bytes, instances, created_at, created_by) VALUES (@id, @num, @img, @dig, @res, @man, @sv, @mem, @ins, @at, @by)",
+                    ct, ("@id", id), ("@num", release.Number), ("@img", release.Image), ("@dig", release.ImageDigest),
+                    ("@res", release.ResolvedDigests is null ? null : JsonSerializer.Serialize(release.ResolvedDigests)), ("@man", release.Manifest.GetRawText()),
+                    ("@sv", release.SecretsVersion), ("@mem", release.MemoryBytes), ("@ins", release.Instances), ("@at", at), ("@by", e.ActorId?.ToString("D")));
+            case EventNames.ReleaseDeployed:
+                return c.ExecuteAsync("UPDATE cp_envs SET deployed_release = @n WHERE id = @id", ct, ("@id", id), ("@n", Read<ReleaseDeployed>(e).Number));
+            case EventNames.RouteAdded:
+                var route = Read<RouteAdded>(e);
+                return c.ExecuteAsync(
+                    "INSERT INTO cp_routes (env_id, org_id, hostname, listen_port, protocol, process, backend_port, proxy_protocol, backend_expects, ipv4_required, created_at) VALUES (@id, @o, @h, @p, @pr, @proc, @bp, @pp, @be, @v4, @at)",
+                    ct, ("@id", id), ("@o", e.TenantId?.ToString("D")), ("@h", route.Hostname), ("@p", route.ListenPort), ("@pr", route.Protocol), ("@proc", route.Process),
+                    ("@bp", route.BackendPort), ("@pp", route.ProxyProtocol), ("@be", route.BackendExpectsProxyProtocol ? 1 : 0), ("@v4", route.Ipv4Required ? 1 : 0), ("@at", at));
+            case EventNames.RouteRemoved:
+                var removed = Read<RouteRemoved>(e);
+                return c.ExecuteAsync("DELETE FROM cp_routes WHERE env_id = @id AND hostname = @h AND listen_port = @p", ct, ("@id", id), ("@h", removed.Hostname), ("@p", removed.ListenPort));
+            case EventNames.EnvIpv4Enabled:
+                return EnableIpv4Async(c, e, id, Read<EnvIpv4Enabled>(e), ct);
+            case EventNames.EnvIpv4Disabled:
+                return DisableIpv4Async(c, id, Read<EnvIpv4Disabled>(e), ct);
+            case EventNames.SecretsSet:
+                var secrets = Read<SecretsSet>(e);
+                return c.ExecuteAsync("UPDATE cp_envs SET secrets_version = @v, secret_names = @n, secret_bundle_id = @b WHERE id = @id",
+                    ct, ("@id", id), ("@v", secrets.Version), ("@n", JsonSerializer.Serialize(secrets.Names)), ("@b", secrets.BundleId.ToString("D")));
+            case EventNames.VolumeDeclared:
+                var volume = Read<VolumeDeclared>(e);
+                return c.ExecuteAsync("INSERT INTO cp_volumes (env_id, name, size_bytes, process, backup_enabled) VALUES (@id, @n, @s, @p, @b)",
+                    ct, ("@id", id), ("@n", volume.Name), ("@s", volume.SizeBytes), ("@p", volume.Process), ("@b", volume.BackupEnabled ? 1 : 0));
+            case EventNames.VolumeRemoved:
+                return c.ExecuteAsync("DELETE FROM cp_volumes WHERE env_id = @id AND name = @n", ct, ("@id", id), ("@n", Read<VolumeRemoved>(e).Name));
+            default:
+                return Task.CompletedTask;
+        }
+    }
+
+    private static async Task EnableIpv4Async(ProjectionContext c, StoredEvent e, string id, EnvIpv4Enabled enabled, CancellationToken ct)
+    {
+        await c.ExecuteAsync("UPDATE cp_envs SET ipv4_address = @a, ipv4_ports = @p WHERE id = @id", ct, ("@id", id), ("@a", enabled.Address), ("@p", JsonSerializer.Serialize(enabled.Ports))).ConfigureAwait(false);
+        await c.ExecuteAsync("INSERT INTO cp_ipv4 (address, env_id, org_id) VALUES (@a, @id, @o)", ct, ("@a", enabled.Address), ("@id", id), ("@o", e.TenantId?.ToString("D") ?? "")).ConfigureAwait(false);
+    }
+
+    private static async Task DisableIpv4Async(ProjectionContext c, string id, EnvIpv4Disabled disabled, CancellationToken ct)
+    {
+        await c.ExecuteAsync("UPDATE cp_envs SET ipv4_address = NULL, ipv4_ports = NULL WHERE id = @id", ct, ("@id", id)).ConfigureAwait(false);
+        await c.ExecuteAsync("DELETE FROM cp_ipv4 WHERE address = @a", ct, ("@a", disabled.Address)).ConfigureAwait(false);
+    }
+
+    private static T Read<T>(StoredEvent e) => EventJson.Deserialize<T>(e.PayloadJson);
+}

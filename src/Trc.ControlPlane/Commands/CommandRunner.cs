@@ -1,0 +1,106 @@
+using System.Security.Cryptography;
+using System.Text;
+using Trc.ControlPlane.Auth;
+using Trc.ControlPlane.Catalog;
+using Trc.Core.Domain;
+using Trc.EventStore;
+using Trc.EventStore.Projections;
+
+namespace Trc.ControlPlane.Commands;
+
+/// <summary>The catalog did not catch up in time: the write happened, the read would be stale (503).</summary>
+public sealed class NotReadyException(string message) : Exception(message);
+
+/// <summary>Loads aggregate states by folding their events; each is read once per command.</summary>
+public sealed class AggregateLoader(IEventStore store)
+{
+    private readonly Dictionary<(string, Guid), AggregateState> _loaded = [];
+
+    /// <summary>The state of an aggregate (empty when it has no events).</summary>
+    public async Task<T> LoadAsync<T>(Guid id, Func<Guid, T> create, CancellationToken ct)
+        where T : AggregateState
+    {
+        var state = create(id);
+        if (_loaded.TryGetValue((state.Type, id), out var cached))
+        {
+            return (T)cached;
+        }
+        foreach (var e in await store.ReadAggregateAsync(state.Type, id, 0, ct).ConfigureAwait(false))
+        {
+            state.Apply(e.EventType, e.PayloadJson);
+        }
+        _loaded[(state.Type, id)] = state;
+        return state;
+    }
+}
+
+/// <summary>
+/// Runs a command: load, decide, append atomically, then wait until the catalog has applied the
+/// events (read-your-writes), so the response shows what was just done. A retried request with the
+/// same Idempotency-Key appends nothing and answers from the catalog.
+/// </summary>
+public sealed class CommandRunner(IEventStore store, IProjectionBackend projections, TimeSpan readTimeout)
+{
+    private readonly ProjectionWaiter _waiter = new(projections);
+
+    /// <summary>Runs <paramref name="decide"/> and returns the last event id appended (0 when nothing changed).</summary>
+    /// <param name="actor">Who asks.</param>
+    /// <param name="idempotencyKey">The request's Idempotency-Key header, if any.</param>
+    /// <param name="fingerprint">The request's method, path and body: a key names one exact request.</param>
+    /// <param name="decide">The command's decision.</param>
+    /// <param name="ct">Cancellation.</param>
+    public async Task<long> RunAsync(Principal actor, string? idempotencyKey, string fingerprint, Func<AggregateLoader, Task<IReadOnlyList<Change>>> decide, CancellationToken ct)
+    {
+        var key = idempotencyKey is null ? null : ScopedKey(actor, idempotencyKey, fingerprint);
+        if (key is not null && await store.FindIdempotencyKeyAsync(key, ct).ConfigureAwait(false) is { } earlier)
+        {
+            await WaitForCatalogAsync(earlier, ct).ConfigureAwait(false);
+            return earlier;
+        }
+
+        var changes = await decide(new AggregateLoader(store)).ConfigureAwait(false);
+        if (changes.Count == 0)
+        {
+            return 0;
+        }
+        var requests = changes.Select((c, i) => new AppendRequest(
+            c.AggregateType,
+            c.AggregateId,
+            c.ExpectedVersion,
+            c.Events.Select(e => new EventData(e.Type, e.Json)).ToList(),
+            actor.TokenId,
+            i == 0 ? key : null,
+            c.TenantId)).ToList();
+        IReadOnlyList<AppendResult> results;
+        try
+        {
+            results = await store.AppendAsync(requests, ct).ConfigureAwait(false);
+        }
+        catch (ConcurrencyConflictException e)
+        {
+            throw DomainException.Conflict("conflict", $"the {e.AggregateType} changed while this request ran (another request came first); retry it");
+        }
+        catch (IdempotencyKeyReusedException)
+        {
+            throw DomainException.Invalid("idempotency_key_reused", "Idempotency-Key", "this Idempotency-Key was already used for a different request");
+        }
+        var last = results.Max(r => r.LastEventId);
+        await WaitForCatalogAsync(last, ct).ConfigureAwait(false);
+        return last;
+    }
+
+    private async Task WaitForCatalogAsync(long eventId, CancellationToken ct)
+    {
+        if (!await _waiter.WaitAsync([CatalogProjection.ProjectionName], eventId, readTimeout, ct).ConfigureAwait(false))
+        {
+            throw new NotReadyException($"the change was recorded (event {eventId}) but the catalog has not caught up yet; read it again shortly");
+        }
+    }
+
+    /// <summary>
+    /// Keys are per token, so two callers never collide, and per request: the same key with another
+    /// body is another request (it runs), never a silent replay of the first.
+    /// </summary>
+    private static string ScopedKey(Principal actor, string key, string fingerprint) =>
+        $"{actor.TokenId:N}:{Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key + "\n" + fingerprint)))}";
+}

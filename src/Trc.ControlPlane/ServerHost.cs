@@ -1,0 +1,276 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using Trc.ControlPlane.Api;
+using Trc.ControlPlane.Auth;
+using Trc.ControlPlane.Catalog;
+using Trc.ControlPlane.Commands;
+using Trc.ControlPlane.Secrets;
+using Trc.Core.Api;
+using Trc.Core.Crypto;
+using Trc.Core.Domain;
+using Trc.EventStore;
+using Trc.EventStore.Postgres;
+using Trc.EventStore.Projections;
+using Trc.EventStore.Sqlite;
+
+namespace Trc.ControlPlane;
+
+/// <summary>Settings of <c>trc server</c>.</summary>
+public sealed record ServerOptions
+{
+    /// <summary>
+    /// The database: <c>sqlite:PATH</c> for the embedded store, or PostgreSQL as
+    /// <c>postgres://user:password@host:port/db?search_path=schema</c> or an Npgsql connection string.
+    /// </summary>
+    public required string Database { get; init; }
+
+    /// <summary>Where to listen, like <c>http://127.0.0.1:7080</c> (port 0 picks a free port).</summary>
+    public string Listen { get; init; } = "http://127.0.0.1:7080";
+
+    /// <summary>The server's own files: master key and admin token unless placed elsewhere.</summary>
+    public required string DataDirectory { get; init; }
+
+    /// <summary>The master key file (created on first start when missing). Default: DATA/master.key.</summary>
+    public string? MasterKeyFile { get; init; }
+
+    /// <summary>Where the first start writes the admin token. Default: DATA/admin-token.</summary>
+    public string? AdminTokenFile { get; init; }
+
+    /// <summary>The cluster policy.</summary>
+    public ClusterPolicy Policy { get; init; } = ClusterPolicy.Default;
+
+    /// <summary>Largest request body accepted.</summary>
+    public long MaxRequestBodyBytes { get; init; } = 1 << 20;
+
+    /// <summary>How long a write waits for the catalog before answering 503.</summary>
+    public TimeSpan ReadYourWritesTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Lowest level logged (ASP.NET's own chatter stays at warnings).</summary>
+    public LogLevel LogLevel { get; init; } = LogLevel.Information;
+}
+
+/// <summary>
+/// A running <c>trc server</c>: the store, the catalog projection, and the /v1 API on Kestrel.
+/// Several may share one PostgreSQL database; each projection is led by one of them.
+/// </summary>
+public sealed partial class ServerHost : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly ProjectionRunner _runner;
+    private readonly IEventStore _store;
+    private readonly MasterKey _masterKey;
+
+    private ServerHost(WebApplication app, ProjectionRunner runner, IEventStore store, MasterKey masterKey, Uri address, string? adminToken, string adminTokenFile)
+    {
+        _app = app;
+        _runner = runner;
+        _store = store;
+        _masterKey = masterKey;
+        Address = address;
+        AdminToken = adminToken;
+        AdminTokenFile = adminTokenFile;
+    }
+
+    /// <summary>The base address the API listens on.</summary>
+    public Uri Address { get; }
+
+    /// <summary>The admin token, when this start created it (it is also in <see cref="AdminTokenFile"/>).</summary>
+    public string? AdminToken { get; }
+
+    /// <summary>Where the admin token was written on first start.</summary>
+    public string AdminTokenFile { get; }
+
+    /// <summary>The event store (for tests and tools in the same process).</summary>
+    public IEventStore Store => _store;
+
+    /// <summary>Opens the store, prepares the catalog and starts listening.</summary>
+    public static async Task<ServerHost> StartAsync(ServerOptions options, CancellationToken ct)
+    {
+        Directory.CreateDirectory(options.DataDirectory);
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(options.DataDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+        var loggerFactory = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(options.LogLevel));
+        var store = OpenStore(options.Database, loggerFactory);
+        await store.InitializeAsync(ct).ConfigureAwait(false);
+        var database = (ISqlDatabase)store;
+
+        var keyFile = options.MasterKeyFile ?? Path.Combine(options.DataDirectory, "master.key");
+        var masterKey = File.Exists(keyFile) ? MasterKey.LoadFile(keyFile) : MasterKey.CreateFile(keyFile);
+        var vault = new SecretVault(database, masterKey);
+        await vault.InitializeAsync(ct).ConfigureAwait(false);
+
+        var projections = ProjectionBackend.For(store);
+        var runner = new ProjectionRunner(projections, [new CatalogProjection()], new ProjectionRunnerOptions
+        {
+            LoggerFactory = loggerFactory,
+            LeaseRetryInterval = TimeSpan.FromMilliseconds(500),
+        });
+        await runner.StartAsync(ct).ConfigureAwait(false);
+        var commands = new CommandRunner(store, projections, options.ReadYourWritesTimeout);
+        var catalog = new CatalogReader(database);
+
+        var adminTokenFile = options.AdminTokenFile ?? Path.Combine(options.DataDirectory, "admin-token");
+        var adminToken = await BootstrapAdminAsync(store, commands, adminTokenFile, ct).ConfigureAwait(false);
+
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
+        builder.WebHost.UseUrls(options.Listen);
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes + 1;
+            k.AddServerHeader = false;
+        });
+        builder.Services.ConfigureHttpJsonOptions(o =>
+        {
+            o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
+            o.SerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull;
+        });
+        builder.Services.AddOpenApi("v1", o => o.AddDocumentTransformer((document, _, _) =>
+        {
+            document.Info.Title = "trc API";
+            document.Info.Version = "v1";
+            document.Info.Description = "The trc control plane. Every endpoint under /v1 needs `Authorization: Bearer <token>`; errors are RFC 7807 problems with a stable `code` and the offending `field`.";
+            document.Servers?.Clear();
+            return Task.CompletedTask;
+        }));
+        var app = builder.Build();
+        var logger = loggerFactory.CreateLogger<ServerHost>();
+        var authenticator = new Authenticator(catalog);
+
+        app.Use((http, next) => Problems.HandleAsync(http, () => next(http), logger));
+        app.MapOpenApi("/{documentName}/openapi.json");
+        app.Use(async (http, next) =>
+        {
+            var path = http.Request.Path;
+            if (path.StartsWithSegments("/v1") && !path.Equals(ApiPaths.OpenApi, StringComparison.Ordinal))
+            {
+                var principal = await authenticator.AuthenticateAsync(http.Request.Headers.Authorization.ToString() is { Length: > 0 } h ? h : null, http.RequestAborted);
+                if (principal is null)
+                {
+                    http.Response.Headers.WWWAuthenticate = "Bearer realm=\"trc\"";
+                    await Problems.Result(401, "unauthenticated", "send a valid API token as Authorization: Bearer <token>").ExecuteAsync(http);
+                    return;
+                }
+                Caller.Set(http, principal);
+            }
+            await next(http);
+        });
+        app.MapGet("/healthz", () => Results.Text("ok\n")).ExcludeFromDescription();
+        Endpoints.Map(app, new ApiServices(store, catalog, commands, vault, options.Policy, options.MaxRequestBodyBytes));
+        await app.StartAsync(ct).ConfigureAwait(false);
+
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        LogListening(logger, address);
+        return new ServerHost(app, runner, store, masterKey, new Uri(address), adminToken, adminTokenFile);
+    }
+
+    /// <summary>The store named by a database setting.</summary>
+    public static IEventStore OpenStore(string database, ILoggerFactory loggerFactory)
+    {
+        if (database.StartsWith("sqlite:", StringComparison.Ordinal))
+        {
+            var path = database["sqlite:".Length..];
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+            return new SqliteEventStore(new SqliteEventStoreOptions { Path = path });
+        }
+        return new PostgresEventStore(new PostgresEventStoreOptions { ConnectionString = ToNpgsql(database), LoggerFactory = loggerFactory });
+    }
+
+    /// <summary>A <c>postgres://</c> URL as an Npgsql connection string (other strings pass through).</summary>
+    public static string ToNpgsql(string database)
+    {
+        if (!database.StartsWith("postgres://", StringComparison.Ordinal) && !database.StartsWith("postgresql://", StringComparison.Ordinal))
+        {
+            return database;
+        }
+        var uri = new Uri(database);
+        var builder = new NpgsqlConnectionStringBuilder
+        {
+            Host = uri.Host,
+            Port = uri.IsDefaultPort || uri.Port <= 0 ? 5432 : uri.Port,
+            Database = Uri.UnescapeDataString(uri.AbsolutePath.TrimStart('/')),
+        };
+        if (uri.UserInfo.Length > 0)
+        {
+            var parts = uri.UserInfo.Split(':', 2);
+            builder.Username = Uri.UnescapeDataString(parts[0]);
+            if (parts.Length == 2)
+            {
+                builder.Password = Uri.UnescapeDataString(parts[1]);
+            }
+        }
+        foreach (var pair in uri.Query.TrimStart('?').Split('&', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var kv = pair.Split('=', 2);
+            if (kv[0] == "search_path" && kv.Length == 2)
+            {
+                builder.SearchPath = Uri.UnescapeDataString(kv[1]);
+            }
+        }
+        return builder.ConnectionString;
+    }
+
+    /// <summary>
+    /// On the first start of a database, creates the platform admin token and writes it to a file
+    /// readable only by the operator (never to logs). The token's aggregate id is fixed, so when
+    /// several servers start at once exactly one creates it.
+    /// </summary>
+    private static async Task<string?> BootstrapAdminAsync(IEventStore store, CommandRunner commands, string file, CancellationToken ct)
+    {
+        var id = DomainIds.V5(DomainIds.Org("trc-platform"), "admin-token");
+        var existing = await store.ReadAggregateAsync(EventNames.TokenAggregate, id, 0, ct).ConfigureAwait(false);
+        if (existing.Count > 0)
+        {
+            return null;
+        }
+        var (_, token, hash) = TokenCodec.Create();
+        var tokenString = $"trc_{id:N}_{token[37..]}";
+        var system = new Principal(id, "bootstrap", Roles.Admin, null, null);
+        try
+        {
+            await commands.RunAsync(system, null, "bootstrap", async load =>
+                Decisions.CreateToken(await load.LoadAsync(id, i => new TokenState(i), ct), null, "admin", Roles.Admin, hash), ct).ConfigureAwait(false);
+        }
+        catch (DomainException d) when (d.Code == "conflict")
+        {
+            return null; // another server created it at the same moment
+        }
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(file))!);
+        var temp = file + ".tmp-" + Environment.ProcessId;
+        var fileOptions = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+        {
+            fileOptions.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+        await using (var stream = new FileStream(temp, fileOptions))
+        {
+            await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(tokenString + "\n"), ct).ConfigureAwait(false);
+        }
+        File.Move(temp, file, overwrite: true);
+        return tokenString;
+    }
+
+    /// <summary>Stops listening and releases everything.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync().ConfigureAwait(false);
+        await _app.DisposeAsync().ConfigureAwait(false);
+        await _runner.DisposeAsync().ConfigureAwait(false);
+        await _store.DisposeAsync().ConfigureAwait(false);
+        _masterKey.Dispose();
+    }
+
+    [LoggerMessage(EventId = 2100, Level = LogLevel.Information, Message = "trc server listening on {Address}")]
+    private static partial void LogListening(ILogger logger, string address);
+}

@@ -1,0 +1,192 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Trc.Core.Domain;
+
+namespace Trc.Core.Api;
+
+// The /v1 wire contract, shared by the server and Trc.Client. JSON is snake_case; fields are only
+// ever added (optional), never renamed.
+#pragma warning disable CS1591 // Record parameters are the documented JSON fields; the API reference documents them.
+
+/// <summary>
+/// How the API's JSON is written and read: snake_case. The server reads requests strictly (an
+/// unknown or missing field is an error naming it) and writes every field, nulls included.
+/// Clients read leniently (<see cref="ClientOptions"/>): a newer server may add fields.
+/// </summary>
+public static class ApiJson
+{
+    /// <summary>The server's options: strict reading, every field written.</summary>
+    public static JsonSerializerOptions Options { get; } = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        DictionaryKeyPolicy = null,
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        RespectNullableAnnotations = true,
+        RespectRequiredConstructorParameters = true,
+        MaxDepth = 32,
+    };
+
+    /// <summary>The client's options: unknown fields ignored, absent ones default.</summary>
+    public static JsonSerializerOptions ClientOptions { get; } = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        DictionaryKeyPolicy = null,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        MaxDepth = 64,
+    };
+}
+
+/// <summary>Paths of the API, for the server and the client alike.</summary>
+public static class ApiPaths
+{
+    public const string Orgs = "/v1/orgs";
+    public const string WhoAmI = "/v1/whoami";
+    public const string Events = "/v1/events";
+    public const string EventsStream = "/v1/events/stream";
+    public const string OpenApi = "/v1/openapi.json";
+
+    public static string Org(string org) => $"{Orgs}/{Uri.EscapeDataString(org)}";
+
+    public static string Quotas(string org) => $"{Org(org)}/quotas";
+
+    public static string Tokens(string org) => $"{Org(org)}/tokens";
+
+    public static string Token(string org, Guid id) => $"{Tokens(org)}/{id:D}";
+
+    public static string Apps(string org) => $"{Org(org)}/apps";
+
+    public static string App(string org, string app) => $"{Apps(org)}/{Uri.EscapeDataString(app)}";
+
+    public static string Envs(string org, string app) => $"{App(org, app)}/envs";
+
+    public static string Env(string org, string app, string env) => $"{Envs(org, app)}/{Uri.EscapeDataString(env)}";
+
+    public static string Releases(string org, string app, string env) => $"{Env(org, app, env)}/releases";
+
+    public static string Release(string org, string app, string env, int number) => $"{Releases(org, app, env)}/{number}";
+
+    public static string Routes(string org, string app, string env) => $"{Env(org, app, env)}/routes";
+
+    public static string Route(string org, string app, string env, string hostname, int port) => $"{Routes(org, app, env)}/{Uri.EscapeDataString(hostname)}/{port}";
+
+    public static string Ipv4(string org, string app, string env) => $"{Env(org, app, env)}/ipv4";
+
+    public static string Secrets(string org, string app, string env) => $"{Env(org, app, env)}/secrets";
+
+    public static string SecretsRender(string org, string app, string env) => $"{Secrets(org, app, env)}/render";
+
+    public static string Volumes(string org, string app, string env) => $"{Env(org, app, env)}/volumes";
+
+    public static string Volume(string org, string app, string env, string name) => $"{Volumes(org, app, env)}/{Uri.EscapeDataString(name)}";
+
+    public static string OrgEvents(string org) => $"{Org(org)}/events";
+
+    public static string OrgEventsStream(string org) => $"{OrgEvents(org)}/stream";
+}
+
+/// <summary>A list response.</summary>
+public sealed record ListView<T>(IReadOnlyList<T> Items);
+
+/// <summary>Who the caller is.</summary>
+public sealed record WhoAmIView(Guid TokenId, string TokenName, string Role, string? Org);
+
+public sealed record CreateOrgRequest(string Name, Quotas? Quotas = null);
+
+public sealed record OrgView(Guid Id, string Name, Quotas Quotas, Usage Usage, DateTimeOffset CreatedAt);
+
+public sealed record QuotaView(Quotas Quotas, Usage Usage);
+
+public sealed record CreateTokenRequest(string Name, string Role);
+
+/// <summary>A token as created: <see cref="Token"/> is shown this once and never again.</summary>
+public sealed record TokenCreatedView(Guid Id, string Name, string Role, string Token, DateTimeOffset CreatedAt);
+
+public sealed record TokenView(Guid Id, string Name, string Role, bool Revoked, DateTimeOffset CreatedAt);
+
+public sealed record CreateAppRequest(string Name);
+
+public sealed record AppView(Guid Id, string Org, string Name, DateTimeOffset CreatedAt);
+
+public sealed record CreateEnvRequest(string Name);
+
+public sealed record EnvView(Guid Id, string Org, string App, string Name, int DeployedRelease, int SecretsVersion, string? Ipv4Address, DateTimeOffset CreatedAt);
+
+/// <summary>Deploy: record a release (image pinned to a digest, the manifest's TOML) and make it the env's.</summary>
+public sealed record DeployRequest(string Image, string Manifest, IReadOnlyDictionary<string, string>? ResolvedDigests = null);
+
+public sealed record ReleaseView(
+    int Number,
+    string Image,
+    string ImageDigest,
+    IReadOnlyDictionary<string, string>? ResolvedDigests,
+    JsonElement Manifest,
+    int SecretsVersion,
+    long MemoryBytes,
+    int Instances,
+    bool Deployed,
+    DateTimeOffset CreatedAt,
+    Guid? CreatedBy);
+
+public sealed record CreateRouteRequest(
+    string Hostname,
+    int BackendPort,
+    int? ListenPort = null,
+    string? Protocol = null,
+    string? Process = null,
+    string? ProxyProtocol = null,
+    bool? BackendExpectsProxyProtocol = null,
+    bool? Ipv4Required = null,
+    bool? Move = null);
+
+public sealed record RouteView(
+    string Hostname,
+    int ListenPort,
+    string Protocol,
+    string Process,
+    int BackendPort,
+    string ProxyProtocol,
+    bool BackendExpectsProxyProtocol,
+    bool Ipv4Required,
+    string Org,
+    string App,
+    string Env,
+    DateTimeOffset CreatedAt);
+
+public sealed record Ipv4View(string Address, IReadOnlyList<int> Ports);
+
+/// <summary>
+/// Changes to an env's secrets, making a new version. A value is a string (its UTF-8 bytes) or
+/// <c>{"base64": "..."}</c> for any bytes.
+/// </summary>
+public sealed record SetSecretsRequest(IReadOnlyDictionary<string, JsonElement>? Set = null, IReadOnlyList<string>? Unset = null);
+
+public sealed record SecretsView(int Version, IReadOnlyList<string> Names);
+
+public sealed record CreateVolumeRequest(string Name, string Size, string? Process = null, bool? BackupEnabled = null);
+
+public sealed record VolumeView(string Name, long SizeBytes, string Process, bool BackupEnabled, string MountPath);
+
+public sealed record EventView(
+    long Id,
+    DateTimeOffset OccurredAt,
+    string AggregateType,
+    Guid AggregateId,
+    int AggregateSeq,
+    string Type,
+    Guid? ActorId,
+    JsonElement Payload,
+    string? RoutingKey);
+
+public sealed record EventPageView(IReadOnlyList<EventView> Events, long NextCursor);
+
+/// <summary>An RFC 7807 problem with trc's stable <see cref="Code"/> and the offending <see cref="Field"/>.</summary>
+public sealed record ProblemView(
+    string Type,
+    string Title,
+    int Status,
+    string? Detail,
+    string Code,
+    string? Field,
+    IReadOnlyList<string>? Errors = null,
+    IReadOnlyDictionary<string, JsonElement>? Details = null);
+#pragma warning restore CS1591

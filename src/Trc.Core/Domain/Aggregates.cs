@@ -1,0 +1,343 @@
+using System.Text.Json;
+
+namespace Trc.Core.Domain;
+
+/// <summary>An event a decision produces: its type and payload.</summary>
+/// <param name="Type">The event type (see <see cref="EventNames"/>).</param>
+/// <param name="Payload">The payload record.</param>
+public sealed record DomainEvent(string Type, object Payload)
+{
+    /// <summary>The payload as JSON.</summary>
+    public string Json => JsonSerializer.Serialize(Payload, Payload.GetType(), EventJson.Options);
+}
+
+/// <summary>Events for one aggregate at the version the decision was made from.</summary>
+/// <param name="AggregateType">The aggregate's type.</param>
+/// <param name="AggregateId">The aggregate's id.</param>
+/// <param name="ExpectedVersion">The version the decision saw; the append fails if it moved.</param>
+/// <param name="Events">The events.</param>
+/// <param name="TenantId">The org the aggregate belongs to, or null.</param>
+public sealed record Change(string AggregateType, Guid AggregateId, int ExpectedVersion, IReadOnlyList<DomainEvent> Events, Guid? TenantId);
+
+/// <summary>State rebuilt from an aggregate's events; <see cref="Version"/> is how many were applied.</summary>
+public abstract class AggregateState(string type, Guid id)
+{
+    /// <summary>The aggregate type.</summary>
+    public string Type { get; } = type;
+
+    /// <summary>The aggregate id.</summary>
+    public Guid Id { get; } = id;
+
+    /// <summary>Events applied so far.</summary>
+    public int Version { get; private set; }
+
+    /// <summary>Whether any event exists.</summary>
+    public bool Exists => Version > 0;
+
+    /// <summary>Applies one stored event.</summary>
+    public void Apply(string eventType, string payloadJson)
+    {
+        When(eventType, payloadJson);
+        Version++;
+    }
+
+    /// <summary>Folds one event into the state. Unknown types are ignored (newer writers).</summary>
+    protected abstract void When(string eventType, string json);
+
+    /// <summary>A change to this aggregate with the given events.</summary>
+    public Change Change(Guid? tenantId, params DomainEvent[] events) => new(Type, Id, Version, events, tenantId);
+
+    /// <summary>Payload of a given type.</summary>
+    protected static T Read<T>(string json) => EventJson.Deserialize<T>(json);
+}
+
+/// <summary>An org: its quotas and what it uses.</summary>
+public sealed class OrgState(Guid id) : AggregateState(EventNames.OrgAggregate, id)
+{
+    /// <summary>The org's name.</summary>
+    public string Name { get; private set; } = "";
+
+    /// <summary>Its limits.</summary>
+    public Quotas Quotas { get; private set; } = ClusterPolicy.Default.DefaultQuotas;
+
+    /// <summary>What it uses.</summary>
+    public Usage Usage { get; private set; } = Usage.None;
+
+    /// <inheritdoc />
+    protected override void When(string eventType, string json)
+    {
+        switch (eventType)
+        {
+            case EventNames.OrgCreated:
+                var created = Read<OrgCreated>(json);
+                (Name, Quotas) = (created.Name, created.Quotas);
+                break;
+            case EventNames.OrgQuotasSet:
+                Quotas = Read<OrgQuotasSet>(json).Quotas;
+                break;
+            case EventNames.OrgUsageChanged:
+                Usage = Read<OrgUsageChanged>(json).Usage;
+                break;
+        }
+    }
+
+    /// <summary>
+    /// The event recording a new usage, after checking every quota it raises; refused with the
+    /// quota's name, limit, use and request when one would be exceeded.
+    /// </summary>
+    public DomainEvent UseChange(Usage next, string reason)
+    {
+        Check("memory", Usage.MemoryBytes, next.MemoryBytes, Quotas.MemoryBytes);
+        Check("instances", Usage.Instances, next.Instances, Quotas.Instances);
+        Check("routes", Usage.Routes, next.Routes, Quotas.Routes);
+        Check("ipv4_addresses", Usage.Ipv4Addresses, next.Ipv4Addresses, Quotas.Ipv4Addresses);
+        return new DomainEvent(EventNames.OrgUsageChanged, new OrgUsageChanged(next, reason));
+
+        void Check(string quota, long current, long requested, long limit)
+        {
+            if (requested > current && requested > limit)
+            {
+                throw new DomainException(DomainErrorKind.QuotaExceeded, "quota_exceeded",
+                    $"the {quota} quota of org {Name} is {limit}; {current} are in use and this would make it {requested}", quota)
+                {
+                    Extensions = new Dictionary<string, object> { ["quota"] = quota, ["limit"] = limit, ["in_use"] = current, ["requested"] = requested },
+                };
+            }
+        }
+    }
+}
+
+/// <summary>An API token (its secret is only ever stored as a hash).</summary>
+public sealed class TokenState(Guid id) : AggregateState(EventNames.TokenAggregate, id)
+{
+    /// <summary>Its org, or null for the platform admin token.</summary>
+    public Guid? OrgId { get; private set; }
+
+    /// <summary>Its role.</summary>
+    public string Role { get; private set; } = "";
+
+    /// <summary>Whether it was revoked.</summary>
+    public bool Revoked { get; private set; }
+
+    /// <inheritdoc />
+    protected override void When(string eventType, string json)
+    {
+        switch (eventType)
+        {
+            case EventNames.TokenCreated:
+                var created = Read<TokenCreated>(json);
+                (OrgId, Role) = (created.OrgId, created.Role);
+                break;
+            case EventNames.TokenRevoked:
+                Revoked = true;
+                break;
+        }
+    }
+}
+
+/// <summary>An app in an org.</summary>
+public sealed class AppState(Guid id) : AggregateState(EventNames.AppAggregate, id)
+{
+    /// <summary>Its org.</summary>
+    public Guid OrgId { get; private set; }
+
+    /// <summary>Its name.</summary>
+    public string Name { get; private set; } = "";
+
+    /// <inheritdoc />
+    protected override void When(string eventType, string json)
+    {
+        if (eventType == EventNames.AppCreated)
+        {
+            var created = Read<AppCreated>(json);
+            (OrgId, Name) = (created.OrgId, created.Name);
+        }
+    }
+}
+
+/// <summary>A release as recorded (it never changes).</summary>
+/// <param name="Created">The event that recorded it.</param>
+public sealed record ReleaseInfo(ReleaseCreated Created);
+
+/// <summary>An env: releases, the deployed one, routes, the IPv4 add-on, secrets versions, volumes.</summary>
+public sealed class EnvState(Guid id) : AggregateState(EventNames.EnvAggregate, id)
+{
+    private readonly List<ReleaseCreated> _releases = [];
+    private readonly Dictionary<(string Hostname, int Port), RouteAdded> _routes = [];
+    private readonly Dictionary<string, VolumeDeclared> _volumes = new(StringComparer.Ordinal);
+
+    /// <summary>Its org.</summary>
+    public Guid OrgId { get; private set; }
+
+    /// <summary>Its app.</summary>
+    public Guid AppId { get; private set; }
+
+    /// <summary>Its app's name.</summary>
+    public string AppName { get; private set; } = "";
+
+    /// <summary>Its name.</summary>
+    public string Name { get; private set; } = "";
+
+    /// <summary>Every release, oldest first.</summary>
+    public IReadOnlyList<ReleaseCreated> Releases => _releases;
+
+    /// <summary>The number of the release deployed, or 0.</summary>
+    public int DeployedRelease { get; private set; }
+
+    /// <summary>The deployed release, or null.</summary>
+    public ReleaseCreated? Deployed => DeployedRelease == 0 ? null : _releases[DeployedRelease - 1];
+
+    /// <summary>Routes by (hostname, listen port).</summary>
+    public IReadOnlyDictionary<(string Hostname, int Port), RouteAdded> Routes => _routes;
+
+    /// <summary>The dedicated IPv4 address, when the add-on is on.</summary>
+    public string? Ipv4Address { get; private set; }
+
+    /// <summary>The current secrets version (0: none set yet).</summary>
+    public int SecretsVersion { get; private set; }
+
+    /// <summary>The names in the current secrets version.</summary>
+    public IReadOnlyList<string> SecretNames { get; private set; } = [];
+
+    /// <summary>The encrypted bundle holding the current version's values, if any.</summary>
+    public Guid? SecretBundleId { get; private set; }
+
+    /// <summary>Volumes by name.</summary>
+    public IReadOnlyDictionary<string, VolumeDeclared> Volumes => _volumes;
+
+    /// <inheritdoc />
+    protected override void When(string eventType, string json)
+    {
+        switch (eventType)
+        {
+            case EventNames.EnvCreated:
+                var created = Read<EnvCreated>(json);
+                (OrgId, AppId, AppName, Name) = (created.OrgId, created.AppId, created.App, created.Name);
+                break;
+            case EventNames.ReleaseCreated:
+                _releases.Add(Read<ReleaseCreated>(json));
+                break;
+            case EventNames.ReleaseDeployed:
+                DeployedRelease = Read<ReleaseDeployed>(json).Number;
+                break;
+            case EventNames.RouteAdded:
+                var route = Read<RouteAdded>(json);
+                _routes[(route.Hostname, route.ListenPort)] = route;
+                break;
+            case EventNames.RouteRemoved:
+                var removed = Read<RouteRemoved>(json);
+                _routes.Remove((removed.Hostname, removed.ListenPort));
+                break;
+            case EventNames.EnvIpv4Enabled:
+                Ipv4Address = Read<EnvIpv4Enabled>(json).Address;
+                break;
+            case EventNames.EnvIpv4Disabled:
+                Ipv4Address = null;
+                break;
+            case EventNames.SecretsSet:
+                var secrets = Read<SecretsSet>(json);
+                (SecretsVersion, SecretNames, SecretBundleId) = (secrets.Version, secrets.Names, secrets.BundleId);
+                break;
+            case EventNames.VolumeDeclared:
+                var volume = Read<VolumeDeclared>(json);
+                _volumes[volume.Name] = volume;
+                break;
+            case EventNames.VolumeRemoved:
+                _volumes.Remove(Read<VolumeRemoved>(json).Name);
+                break;
+        }
+    }
+}
+
+/// <summary>A hostname, platform-wide: the one env that holds it, if any.</summary>
+public sealed class HostnameState(Guid id) : AggregateState(EventNames.HostnameAggregate, id)
+{
+    /// <summary>The org holding it.</summary>
+    public Guid? OrgId { get; private set; }
+
+    /// <summary>The env holding it.</summary>
+    public Guid? EnvId { get; private set; }
+
+    /// <summary>That env's path (org/app/env), for messages to its own org.</summary>
+    public string? EnvPath { get; private set; }
+
+    /// <inheritdoc />
+    protected override void When(string eventType, string json)
+    {
+        switch (eventType)
+        {
+            case EventNames.HostnameClaimed:
+                var claimed = Read<HostnameClaimed>(json);
+                (OrgId, EnvId, EnvPath) = (claimed.OrgId, claimed.EnvId, claimed.EnvPath);
+                break;
+            case EventNames.HostnameMoved:
+                var moved = Read<HostnameMoved>(json);
+                (EnvId, EnvPath) = (moved.ToEnvId, moved.ToEnvPath);
+                break;
+            case EventNames.HostnameReleased:
+                (OrgId, EnvId, EnvPath) = (null, null, null);
+                break;
+        }
+    }
+}
+
+/// <summary>A public IPv4 address of the pool: the env holding it, if any.</summary>
+public sealed class Ipv4State(Guid id) : AggregateState(EventNames.Ipv4Aggregate, id)
+{
+    /// <summary>The env holding it.</summary>
+    public Guid? EnvId { get; private set; }
+
+    /// <inheritdoc />
+    protected override void When(string eventType, string json)
+    {
+        switch (eventType)
+        {
+            case EventNames.Ipv4Allocated:
+                EnvId = Read<Ipv4Allocated>(json).EnvId;
+                break;
+            case EventNames.Ipv4Released:
+                EnvId = null;
+                break;
+        }
+    }
+}
+
+/// <summary>
+/// A port of the edge's shared IPv6 address. It carries either TLS routes told apart by SNI (any
+/// number, any env) or one raw TCP route, routed by port alone.
+/// </summary>
+public sealed class PortState(Guid id) : AggregateState(EventNames.PortAggregate, id)
+{
+    private readonly HashSet<(Guid EnvId, string Hostname)> _sni = [];
+
+    /// <summary>The env holding the port for raw TCP, if any.</summary>
+    public Guid? RawEnvId { get; private set; }
+
+    /// <summary>TLS routes on the port.</summary>
+    public int SniRoutes => _sni.Count;
+
+    /// <inheritdoc />
+    protected override void When(string eventType, string json)
+    {
+        switch (eventType)
+        {
+            case EventNames.PortSniAdded:
+                var added = Read<PortSniAdded>(json);
+                _sni.Add((added.EnvId, added.Hostname));
+                break;
+            case EventNames.PortSniRemoved:
+                var removed = Read<PortSniRemoved>(json);
+                _sni.Remove((removed.EnvId, removed.Hostname));
+                break;
+            case EventNames.PortRawClaimed:
+                RawEnvId = Read<PortRawClaimed>(json).EnvId;
+                break;
+            case EventNames.PortRawReleased:
+                RawEnvId = null;
+                break;
+        }
+    }
+
+    /// <summary>The id of a port's aggregate.</summary>
+    public static Guid IdOf(int port) => DomainIds.V5(DomainIds.Org("trc-platform"), "port:" + port);
+}

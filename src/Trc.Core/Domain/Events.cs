@@ -1,0 +1,165 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Trc.Core.Domain;
+
+/// <summary>
+/// Aggregate types and event type names. Names are only ever added, never renamed or reused;
+/// payloads evolve by adding optional fields.
+/// </summary>
+public static class EventNames
+{
+    /// <summary>Aggregate type of orgs.</summary>
+    public const string OrgAggregate = "org";
+
+    /// <summary>Aggregate type of API tokens.</summary>
+    public const string TokenAggregate = "token";
+
+    /// <summary>Aggregate type of apps.</summary>
+    public const string AppAggregate = "app";
+
+    /// <summary>Aggregate type of envs (releases, routes, secrets versions, volumes, IPv4 live here).</summary>
+    public const string EnvAggregate = "env";
+
+    /// <summary>Aggregate type of hostnames (which env holds one, platform-wide).</summary>
+    public const string HostnameAggregate = "hostname";
+
+    /// <summary>Aggregate type of public IPv4 addresses (which env holds one).</summary>
+    public const string Ipv4Aggregate = "ipv4";
+
+    /// <summary>Aggregate type of the shared IPv6 listener's ports (SNI-shared or raw-exclusive).</summary>
+    public const string PortAggregate = "port";
+
+#pragma warning disable CS1591 // The names say what they are.
+    public const string OrgCreated = "org.created";
+    public const string OrgQuotasSet = "org.quotas_set";
+    public const string OrgUsageChanged = "org.usage_changed";
+    public const string TokenCreated = "token.created";
+    public const string TokenRevoked = "token.revoked";
+    public const string AppCreated = "app.created";
+    public const string EnvCreated = "env.created";
+    public const string ReleaseCreated = "env.release_created";
+    public const string ReleaseDeployed = "env.release_deployed";
+    public const string RouteAdded = "env.route_added";
+    public const string RouteRemoved = "env.route_removed";
+    public const string HostnameClaimed = "hostname.claimed";
+    public const string HostnameMoved = "hostname.moved";
+    public const string HostnameReleased = "hostname.released";
+    public const string Ipv4Allocated = "ipv4.allocated";
+    public const string Ipv4Released = "ipv4.released";
+    public const string EnvIpv4Enabled = "env.ipv4_enabled";
+    public const string EnvIpv4Disabled = "env.ipv4_disabled";
+    public const string SecretsSet = "env.secrets_set";
+    public const string VolumeDeclared = "env.volume_declared";
+    public const string VolumeRemoved = "env.volume_removed";
+    public const string PortSniAdded = "port.sni_added";
+    public const string PortSniRemoved = "port.sni_removed";
+    public const string PortRawClaimed = "port.raw_claimed";
+    public const string PortRawReleased = "port.raw_released";
+#pragma warning restore CS1591
+}
+
+/// <summary>Per-org limits.</summary>
+/// <param name="MemoryBytes">Sum of memory caps over all instances that may run.</param>
+/// <param name="Instances">Instances that may run.</param>
+/// <param name="Routes">Public routes.</param>
+/// <param name="Ipv4Addresses">Dedicated IPv4 addresses.</param>
+public sealed record Quotas(long MemoryBytes, int Instances, int Routes, int Ipv4Addresses);
+
+/// <summary>What an org uses, counted the way <see cref="Quotas"/> limits it.</summary>
+/// <param name="MemoryBytes">Memory caps of every instance its deployed releases may run (at scaling.max).</param>
+/// <param name="Instances">Instances its deployed releases may run (scaling.max).</param>
+/// <param name="Routes">Public routes.</param>
+/// <param name="Ipv4Addresses">Dedicated IPv4 addresses.</param>
+public sealed record Usage(long MemoryBytes, int Instances, int Routes, int Ipv4Addresses)
+{
+    /// <summary>Nothing used.</summary>
+    public static Usage None { get; } = new(0, 0, 0, 0);
+}
+
+#pragma warning disable CS1591 // Event payloads: the record parameters are the documented JSON fields.
+public sealed record OrgCreated(string Name, Quotas Quotas);
+
+public sealed record OrgQuotasSet(Quotas Quotas);
+
+public sealed record OrgUsageChanged(Usage Usage, string Reason);
+
+public sealed record TokenCreated(Guid? OrgId, string Name, string Role, string SecretHash);
+
+public sealed record TokenRevoked(string Reason);
+
+public sealed record AppCreated(Guid OrgId, string Name);
+
+public sealed record EnvCreated(Guid OrgId, Guid AppId, string App, string Name);
+
+public sealed record ReleaseCreated(
+    int Number,
+    string Image,
+    string ImageDigest,
+    IReadOnlyDictionary<string, string>? ResolvedDigests,
+    JsonElement Manifest,
+    int SecretsVersion,
+    long MemoryBytes,
+    int Instances);
+
+public sealed record ReleaseDeployed(int Number);
+
+public sealed record RouteAdded(
+    string Hostname,
+    int ListenPort,
+    string Protocol,
+    string Process,
+    int BackendPort,
+    string ProxyProtocol,
+    bool BackendExpectsProxyProtocol,
+    bool Ipv4Required);
+
+public sealed record RouteRemoved(string Hostname, int ListenPort);
+
+public sealed record HostnameClaimed(Guid OrgId, Guid EnvId, string EnvPath);
+
+public sealed record HostnameMoved(Guid OrgId, Guid FromEnvId, Guid ToEnvId, string ToEnvPath);
+
+public sealed record HostnameReleased(Guid EnvId);
+
+public sealed record Ipv4Allocated(Guid OrgId, Guid EnvId, string EnvPath);
+
+public sealed record Ipv4Released(Guid EnvId);
+
+public sealed record EnvIpv4Enabled(string Address, IReadOnlyList<int> Ports);
+
+public sealed record EnvIpv4Disabled(string Address);
+
+public sealed record SecretsSet(int Version, IReadOnlyList<string> Names, Guid BundleId);
+
+public sealed record VolumeDeclared(string Name, long SizeBytes, string Process, bool BackupEnabled);
+
+public sealed record VolumeRemoved(string Name);
+
+public sealed record PortSniAdded(Guid EnvId, string Hostname);
+
+public sealed record PortSniRemoved(Guid EnvId, string Hostname);
+
+public sealed record PortRawClaimed(Guid OrgId, Guid EnvId, string EnvPath);
+
+public sealed record PortRawReleased(Guid EnvId);
+#pragma warning restore CS1591
+
+/// <summary>How event payloads are written: snake_case JSON, nulls left out.</summary>
+public static class EventJson
+{
+    /// <summary>The serializer options of every payload.</summary>
+    public static JsonSerializerOptions Options { get; } = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        DictionaryKeyPolicy = null,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    /// <summary>A payload as JSON.</summary>
+    public static string Serialize<T>(T payload) => JsonSerializer.Serialize(payload, Options);
+
+    /// <summary>A payload from JSON.</summary>
+    public static T Deserialize<T>(string json) =>
+        JsonSerializer.Deserialize<T>(json, Options) ?? throw new JsonException($"empty {typeof(T).Name} payload");
+}
