@@ -13,6 +13,7 @@ public static class TrcCli
             trc: a self-hostable application platform. Each app instance runs in its own microVM,
             behind an L4 edge that routes TLS by SNI without terminating it.
             """);
+        root.Subcommands.Add(ServerCommand.Create(console));
         root.Subcommands.Add(TomlCommands.Create(console));
         foreach (var command in ManifestCommands.Create(console))
         {

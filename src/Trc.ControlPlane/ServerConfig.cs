@@ -1,0 +1,210 @@
+using System.Net;
+using Trc.Core.Domain;
+using Trc.Core.Manifest;
+using Trc.Core.Toml;
+
+namespace Trc.ControlPlane;
+
+/// <summary>A problem in the server's configuration, naming where it is.</summary>
+public sealed class ServerConfigException(string message) : Exception(message);
+
+/// <summary>
+/// <c>trc server</c>'s configuration: a TOML file, then <c>TRC_*</c> environment variables, then
+/// command-line flags, each overriding the one before.
+/// </summary>
+/// <example>
+/// <code>
+/// database = "postgres://trc:secret@db:5432/trc?search_path=trc"
+/// listen = "http://0.0.0.0:7080"
+/// data_dir = "/var/lib/trc"
+///
+/// [policy]
+/// allowed_ports = [8443]
+/// ipv4_pool = ["203.0.113.10", "203.0.113.11"]
+///
+/// [policy.default_quotas]
+/// memory = "64Gi"
+/// instances = 100
+/// </code>
+/// </example>
+public static class ServerConfig
+{
+    /// <summary>Keys a config file may hold.</summary>
+    private static readonly string[] TopKeys = ["database", "listen", "data_dir", "master_key_file", "admin_token_file", "max_request_body", "policy"];
+
+    private static readonly string[] PolicyKeys = ["allowed_ports", "denied_ports", "ipv4_pool", "ipv4_extra_ports", "cpu_overcommit", "default_quotas"];
+
+    private static readonly string[] QuotaKeys = ["memory", "instances", "routes", "ipv4_addresses"];
+
+    /// <summary>Builds the options from a file (optional), the environment and flags.</summary>
+    /// <param name="file">A config file, or null (then <c>TRC_CONFIG</c>, if set).</param>
+    /// <param name="environment">Environment variables.</param>
+    /// <param name="flags">Command-line values by setting name (<c>database</c>, <c>listen</c>, ...); null entries are absent.</param>
+    /// <param name="defaultDataDirectory">The data directory when nothing names one.</param>
+    public static ServerOptions Load(string? file, IReadOnlyDictionary<string, string?> environment, IReadOnlyDictionary<string, string?> flags, string defaultDataDirectory)
+    {
+        file ??= environment.GetValueOrDefault("TRC_CONFIG");
+        var values = new Dictionary<string, string?>(StringComparer.Ordinal);
+        var policy = ClusterPolicy.Default;
+        long maxBody = 1 << 20;
+        if (file is not null)
+        {
+            (policy, maxBody) = ReadFile(file, values);
+        }
+        foreach (var (name, variable) in new[] { ("database", "TRC_DATABASE"), ("listen", "TRC_LISTEN"), ("data_dir", "TRC_DATA_DIR"), ("master_key_file", "TRC_MASTER_KEY_FILE") })
+        {
+            if (environment.GetValueOrDefault(variable) is { Length: > 0 } value)
+            {
+                values[name] = value;
+            }
+        }
+        foreach (var (name, value) in flags)
+        {
+            if (value is not null)
+            {
+                values[name] = value;
+            }
+        }
+        var dataDir = values.GetValueOrDefault("data_dir") ?? defaultDataDirectory;
+        return new ServerOptions
+        {
+            Database = values.GetValueOrDefault("database") ?? "sqlite:" + Path.Combine(dataDir, "trc.db"),
+            Listen = values.GetValueOrDefault("listen") ?? "http://127.0.0.1:7080",
+            DataDirectory = dataDir,
+            MasterKeyFile = values.GetValueOrDefault("master_key_file"),
+            AdminTokenFile = values.GetValueOrDefault("admin_token_file"),
+            Policy = policy,
+            MaxRequestBodyBytes = maxBody,
+        };
+    }
+
+    private static (ClusterPolicy Policy, long MaxBody) ReadFile(string file, Dictionary<string, string?> values)
+    {
+        byte[] bytes;
+        try
+        {
+            bytes = File.ReadAllBytes(file);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ServerConfigException($"{file}: cannot read the config file: {e.Message}");
+        }
+        var parsed = Toml.Parse(bytes);
+        if (!parsed.IsSuccess)
+        {
+            throw new ServerConfigException($"{file}:{parsed.Error}");
+        }
+        var root = parsed.Document!.Root;
+        Known(file, root, "", TopKeys);
+        foreach (var key in new[] { "database", "listen", "data_dir", "master_key_file", "admin_token_file" })
+        {
+            if (root.TryGetValue(key, out var v))
+            {
+                values[key] = v is TomlString s ? s.Value : throw Error(file, v, key, "expected a string");
+            }
+        }
+        long maxBody = 1 << 20;
+        if (root.TryGetValue("max_request_body", out var mb))
+        {
+            maxBody = mb is TomlString size && ByteSize.TryParse(size.Value, out var b, out _) ? b : throw Error(file, mb, "max_request_body", "expected a size like \"1Mi\"");
+        }
+        var policy = ClusterPolicy.Default;
+        if (root.TryGetValue("policy", out var p))
+        {
+            var table = p as TomlTable ?? throw Error(file, p, "policy", "expected a table");
+            Known(file, table, "policy.", PolicyKeys);
+            if (table.TryGetValue("allowed_ports", out var allowed))
+            {
+                policy = policy with { AllowedPorts = Ports(file, allowed, "policy.allowed_ports") };
+            }
+            if (table.TryGetValue("denied_ports", out var denied))
+            {
+                policy = policy with { DeniedPorts = Ports(file, denied, "policy.denied_ports") };
+            }
+            if (table.TryGetValue("ipv4_pool", out var pool))
+            {
+                policy = policy with { Ipv4Pool = Pool(file, pool) };
+            }
+            if (table.TryGetValue("ipv4_extra_ports", out var extra))
+            {
+                policy = policy with { Ipv4ExtraPorts = extra is TomlInteger { Value: >= 0 and <= 100 } n ? (int)n.Value : throw Error(file, extra, "policy.ipv4_extra_ports", "expected an integer from 0 to 100") };
+            }
+            if (table.TryGetValue("cpu_overcommit", out var cpu))
+            {
+                var ratio = cpu switch { TomlInteger i => i.Value, TomlFloat f => f.Value, _ => double.NaN };
+                policy = policy with { CpuOvercommit = ratio is >= 1 and <= 64 ? ratio : throw Error(file, cpu, "policy.cpu_overcommit", "expected a number from 1 to 64") };
+            }
+            if (table.TryGetValue("default_quotas", out var q))
+            {
+                policy = policy with { DefaultQuotas = Quotas(file, q, policy.DefaultQuotas) };
+            }
+        }
+        return (policy, maxBody);
+    }
+
+    private static HashSet<int> Ports(string file, TomlValue value, string path)
+    {
+        if (value is not TomlArray array)
+        {
+            throw Error(file, value, path, "expected an array of ports");
+        }
+        return array.Select((v, i) => v is TomlInteger { Value: >= 1 and <= 65535 } n ? (int)n.Value : throw Error(file, v, $"{path}[{i}]", "expected a port from 1 to 65535")).ToHashSet();
+    }
+
+    private static List<IPAddress> Pool(string file, TomlValue value)
+    {
+        if (value is not TomlArray array)
+        {
+            throw Error(file, value, "policy.ipv4_pool", "expected an array of IPv4 addresses or CIDR blocks");
+        }
+        var pool = new List<IPAddress>();
+        for (var i = 0; i < array.Count; i++)
+        {
+            var text = (array[i] as TomlString)?.Value;
+            if (text is not null && IPAddress.TryParse(text, out var address) && address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork && !text.Contains('/', StringComparison.Ordinal))
+            {
+                pool.Add(address);
+            }
+            else if (text is not null && IPNetwork.TryParse(text, out var network) && network.BaseAddress.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork && network.PrefixLength >= 16)
+            {
+                var start = (uint)IPAddress.NetworkToHostOrder(BitConverter.ToInt32(network.BaseAddress.GetAddressBytes()));
+                for (uint n = 0; n < 1u << (32 - network.PrefixLength); n++)
+                {
+                    pool.Add(new IPAddress(BitConverter.GetBytes(IPAddress.HostToNetworkOrder((int)(start + n)))));
+                }
+            }
+            else
+            {
+                throw Error(file, array[i], $"policy.ipv4_pool[{i}]", "expected an IPv4 address or a CIDR block of /16 or smaller");
+            }
+        }
+        return pool;
+    }
+
+    private static Quotas Quotas(string file, TomlValue value, Quotas defaults)
+    {
+        var table = value as TomlTable ?? throw Error(file, value, "policy.default_quotas", "expected a table");
+        Known(file, table, "policy.default_quotas.", QuotaKeys);
+        var memory = defaults.MemoryBytes;
+        if (table.TryGetValue("memory", out var m))
+        {
+            memory = m is TomlString s && ByteSize.TryParse(s.Value, out var bytes, out _) ? bytes : throw Error(file, m, "policy.default_quotas.memory", "expected a size like \"64Gi\"");
+        }
+        int Count(string key, int fallback) => table.TryGetValue(key, out var v)
+            ? v is TomlInteger { Value: >= 0 and <= 1_000_000 } n ? (int)n.Value : throw Error(file, v, "policy.default_quotas." + key, "expected a whole number from 0 to 1000000")
+            : fallback;
+        return new Quotas(memory, Count("instances", defaults.Instances), Count("routes", defaults.Routes), Count("ipv4_addresses", defaults.Ipv4Addresses));
+    }
+
+    private static void Known(string file, TomlTable table, string prefix, string[] keys)
+    {
+        foreach (var key in table.Keys.Where(k => !keys.Contains(k)))
+        {
+            var position = table.GetKeyPosition(key);
+            throw new ServerConfigException($"{file}:{position.Line}:{position.Column}: {prefix}{TomlKeys.Join([key])}: unknown key; known keys here: {string.Join(", ", keys)}");
+        }
+    }
+
+    private static ServerConfigException Error(string file, TomlValue value, string path, string message) =>
+        new($"{file}:{value.Position.Line}:{value.Position.Column}: {path}: {message}");
+}
