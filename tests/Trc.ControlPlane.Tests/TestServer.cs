@@ -122,6 +122,9 @@ public sealed class TestServer : IAsyncDisposable
 /// <summary>An HTTP call in flight, with assertions on its outcome.</summary>
 public sealed class ApiCall(Task<HttpResponseMessage> response)
 {
+    /// <summary>The response, whatever its status.</summary>
+    public Task<HttpResponseMessage> Response => response;
+
     public async Task<HttpResponseMessage> Expect(HttpStatusCode status)
     {
         var r = await response;

@@ -193,14 +193,19 @@ public static class Endpoints
             }
             using var manifestJson = JsonDocument.Parse(ManifestJson.Serialize(loaded.Manifest!));
             var root = manifestJson.RootElement.Clone();
-            await s.Runner.RunAsync(Caller.Get(http), Key(http), fingerprint, async load =>
+            var last = await s.Runner.RunAsync(Caller.Get(http), Key(http), fingerprint, async load =>
             {
                 var state = await load.LoadAsync(e.View.Id, i => new EnvState(i), ct);
                 var orgState = await load.LoadAsync(state.OrgId, i => new OrgState(i), ct);
-                return Decisions.Deploy(state, orgState, body.Image, body.ResolvedDigests, loaded.Manifest!, root);
+                return Decisions.Deploy(state, orgState, body.Image, body.ResolvedDigests, loaded.Manifest!, root, body.ExpectedRelease);
             }, ct);
-            var releases = await s.Catalog.ReleasesAsync(e.View.Id, ct);
-            return Created(releases.First());
+            // The release this request made (or, for a retry with the same Idempotency-Key, made the
+            // first time): the newest release.created at or before the append's last event. Not
+            // simply the newest release, which may be another deploy's.
+            var made = (await s.Store.ReadAggregateAsync(EventNames.EnvAggregate, e.View.Id, 0, ct))
+                .Last(x => x.EventType == EventNames.ReleaseCreated && x.EventId <= last);
+            var number = EventJson.Deserialize<ReleaseCreated>(made.PayloadJson).Number;
+            return Created(await s.Catalog.ReleaseAsync(e.View.Id, number, ct) ?? throw new NotReadyException($"release {number} is recorded but not yet readable"));
         }).Accepts<DeployRequest>("application/json").Produces<ReleaseView>(201).WithName("deploy")
           .WithSummary("Record a release (image pinned to a digest + manifest) and make it the env's deployed release.");
 

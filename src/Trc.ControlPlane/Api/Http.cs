@@ -48,6 +48,7 @@ public static class JsonBody
             var field = FieldOf(e.Path);
             // System.Text.Json's own message may quote the input; say what and where instead.
             var what = e.Message.Contains("could not be mapped", StringComparison.Ordinal) ? "is not a known field"
+                : e.Message.Contains("Duplicate", StringComparison.Ordinal) ? "appears more than once"
                 : e.Message.Contains("missing required", StringComparison.Ordinal) ? "a required field is missing"
                 : e.Message.Contains("could not be converted", StringComparison.Ordinal) ? "has the wrong type"
                 : e.Message.Contains("null", StringComparison.OrdinalIgnoreCase) ? "must not be null"
@@ -157,6 +158,12 @@ public static partial class Problems
         try
         {
             await next().ConfigureAwait(false);
+            if (http.Response is { HasStarted: false, StatusCode: >= 400, ContentType: null })
+            {
+                // The framework answered on its own (no such path, wrong method, a body that is not
+                // JSON where JSON is declared): still a problem, with a code.
+                await EmptyStatusProblem(http.Response.StatusCode).ExecuteAsync(http).ConfigureAwait(false);
+            }
         }
         catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
         {
@@ -177,6 +184,15 @@ public static partial class Problems
             await problem.ExecuteAsync(http).ConfigureAwait(false);
         }
     }
+
+    private static IResult EmptyStatusProblem(int status) => status switch
+    {
+        404 => Result(404, "not_found", "there is no such endpoint; see /v1/openapi.json"),
+        405 => Result(405, "method_not_allowed", "this endpoint does not take that method; see /v1/openapi.json"),
+        413 => Result(413, "body_too_large", "the body is too large"),
+        415 => Result(415, "unsupported_media_type", "send the body as application/json", "Content-Type"),
+        _ => Result(status, "http_" + status.ToString(System.Globalization.CultureInfo.InvariantCulture), "the request was refused"),
+    };
 
     [LoggerMessage(EventId = 2001, Level = LogLevel.Error, Message = "Unexpected error serving {Method} {Path}")]
     private static partial void LogUnexpected(ILogger logger, Exception exception, string method, string path);

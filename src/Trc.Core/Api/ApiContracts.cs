@@ -23,6 +23,7 @@ public static class ApiJson
         UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
         RespectNullableAnnotations = true,
         RespectRequiredConstructorParameters = true,
+        AllowDuplicateProperties = false,
         MaxDepth = 32,
     };
 
@@ -111,8 +112,12 @@ public sealed record CreateEnvRequest(string Name);
 
 public sealed record EnvView(Guid Id, string Org, string App, string Name, int DeployedRelease, int SecretsVersion, string? Ipv4Address, DateTimeOffset CreatedAt);
 
-/// <summary>Deploy: record a release (image pinned to a digest, the manifest's TOML) and make it the env's.</summary>
-public sealed record DeployRequest(string Image, string Manifest, IReadOnlyDictionary<string, string>? ResolvedDigests = null);
+/// <summary>
+/// Deploy: record a release (image pinned to a digest, the manifest's TOML) and make it the env's.
+/// <c>expected_release</c>, when given, is the release the caller means to replace (0: none yet); the
+/// deploy fails with 409 <c>release_changed</c> if another deploy came first.
+/// </summary>
+public sealed record DeployRequest(string Image, string Manifest, IReadOnlyDictionary<string, string>? ResolvedDigests = null, int? ExpectedRelease = null);
 
 public sealed record ReleaseView(
     int Number,

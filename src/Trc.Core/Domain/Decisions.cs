@@ -153,8 +153,20 @@ public static class Decisions
     /// and volume the manifest declares must exist; the org's memory and instance quotas must hold
     /// the release (counted at scaling.max).
     /// </summary>
-    public static IReadOnlyList<Change> Deploy(EnvState env, OrgState org, string image, IReadOnlyDictionary<string, string>? resolvedDigests, AppManifest manifest, JsonElement manifestJson)
+    public static IReadOnlyList<Change> Deploy(EnvState env, OrgState org, string image, IReadOnlyDictionary<string, string>? resolvedDigests, AppManifest manifest, JsonElement manifestJson, int? expectedRelease = null)
     {
+        if (expectedRelease < 0)
+        {
+            throw DomainException.Invalid("invalid_expected_release", "expected_release", "expected_release is a release number, or 0 for an env with none yet");
+        }
+        if (expectedRelease is { } expected && expected != env.DeployedRelease)
+        {
+            throw DomainException.Conflict("release_changed",
+                env.DeployedRelease == 0
+                    ? $"expected release {expected} to be deployed, but env {env.Name} has no release yet"
+                    : $"expected release {expected} to be deployed, but release {env.DeployedRelease} is (another deploy came first); look at it, then deploy again",
+                "expected_release");
+        }
         var match = ImageDigestRef.Match(image ?? "");
         if (!match.Success)
         {

@@ -49,8 +49,9 @@ public static class TomlKeys
 
     /// <summary>
     /// Source text for a message: at most <paramref name="max"/> characters (then an ellipsis),
-    /// never half a surrogate pair, and control characters written as <c>\uXXXX</c> so that a
-    /// message printed to a terminal cannot carry escape sequences from the document.
+    /// never half a surrogate pair, and control and format characters (bidi overrides, zero-width
+    /// joiners) written as <c>\uXXXX</c> so that a message printed to a terminal can neither carry
+    /// escape sequences from the document nor display text other than what it holds.
     /// </summary>
     internal static string Printable(ReadOnlySpan<char> text, int max)
     {
@@ -63,7 +64,7 @@ public static class TomlKeys
         var sb = new StringBuilder(cut + 1);
         foreach (var c in text[..cut])
         {
-            if (char.IsControl(c))
+            if (char.IsControl(c) || System.Globalization.CharUnicodeInfo.GetUnicodeCategory(c) == System.Globalization.UnicodeCategory.Format)
             {
                 sb.Append("\\u").Append(((int)c).ToString("X4", System.Globalization.CultureInfo.InvariantCulture));
             }
