@@ -135,15 +135,13 @@ public sealed partial class ServerHost : IAsyncDisposable
         {
             o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
             o.SerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull;
+            // As the API reads bodies (ApiJson.Options), so the OpenAPI document says what is accepted:
+            // numbers are numbers, never strings of digits.
+            o.SerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.Strict;
+            o.SerializerOptions.UnmappedMemberHandling = System.Text.Json.Serialization.JsonUnmappedMemberHandling.Disallow;
+            o.SerializerOptions.RespectNullableAnnotations = true;
         });
-        builder.Services.AddOpenApi("v1", o => o.AddDocumentTransformer((document, _, _) =>
-        {
-            document.Info.Title = "trc API";
-            document.Info.Version = "v1";
-            document.Info.Description = "The trc control plane. Every endpoint under /v1 needs `Authorization: Bearer <token>`; errors are RFC 7807 problems with a stable `code` and the offending `field`.";
-            document.Servers?.Clear();
-            return Task.CompletedTask;
-        }));
+        builder.Services.AddOpenApi("v1", o => o.AddDocumentTransformer(OpenApiDocumentTransformer.TransformAsync));
         var app = builder.Build();
         var logger = loggerFactory.CreateLogger<ServerHost>();
         var authenticator = new Authenticator(catalog);
@@ -237,18 +235,12 @@ public sealed partial class ServerHost : IAsyncDisposable
         var (_, token, hash) = TokenCodec.Create();
         var tokenString = $"trc_{id:N}_{token[37..]}";
         var system = new Principal(id, "bootstrap", Roles.Admin, null, null);
-        try
-        {
-            await commands.RunAsync(system, null, "bootstrap", async load =>
-                Decisions.CreateToken(await load.LoadAsync(id, i => new TokenState(i), ct), null, "admin", Roles.Admin, hash), ct).ConfigureAwait(false);
-        }
-        catch (DomainException d) when (d.Code == "conflict")
-        {
-            return null; // another server created it at the same moment
-        }
+
+        // The secret reaches the disk (operator-only, under a temporary name) before the token
+        // exists, so a crash in between never leaves an admin token that nobody holds.
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(file))!);
         var temp = file + ".tmp-" + Environment.ProcessId;
-        var fileOptions = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+        var fileOptions = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
         if (!OperatingSystem.IsWindows())
         {
             fileOptions.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
@@ -256,6 +248,26 @@ public sealed partial class ServerHost : IAsyncDisposable
         await using (var stream = new FileStream(temp, fileOptions))
         {
             await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(tokenString + "\n"), ct).ConfigureAwait(false);
+            stream.Flush(flushToDisk: true);
+        }
+        try
+        {
+            await commands.RunAsync(system, null, "bootstrap", async load =>
+                Decisions.CreateToken(await load.LoadAsync(id, i => new TokenState(i), ct), null, "admin", Roles.Admin, hash), ct).ConfigureAwait(false);
+        }
+        catch (DomainException d) when (d.Code == "conflict")
+        {
+            File.Delete(temp);
+            return null; // another server created it at the same moment
+        }
+        catch (NotReadyException)
+        {
+            // Recorded; the catalog catches up on its own. The token exists, so keep the file.
+        }
+        catch
+        {
+            File.Delete(temp);
+            throw;
         }
         File.Move(temp, file, overwrite: true);
         return tokenString;

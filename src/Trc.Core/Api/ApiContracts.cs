@@ -99,7 +99,7 @@ public sealed record QuotaView(Quotas Quotas, Usage Usage);
 
 public sealed record CreateTokenRequest(string Name, string Role);
 
-/// <summary>A token as created: <see cref="Token"/> is shown this once and never again.</summary>
+/// <summary>A token as created: <c>token</c> is shown this once and never again.</summary>
 public sealed record TokenCreatedView(Guid Id, string Name, string Role, string Token, DateTimeOffset CreatedAt);
 
 public sealed record TokenView(Guid Id, string Name, string Role, bool Revoked, DateTimeOffset CreatedAt);
@@ -184,7 +184,7 @@ public sealed record EventView(
 
 public sealed record EventPageView(IReadOnlyList<EventView> Events, long NextCursor);
 
-/// <summary>An RFC 7807 problem with trc's stable <see cref="Code"/> and the offending <see cref="Field"/>.</summary>
+/// <summary>An RFC 7807 problem with trc's stable <c>code</c> and the offending <c>field</c> (a JSON path into the body, a query parameter or a header).</summary>
 public sealed record ProblemView(
     string Type,
     string Title,
