@@ -358,6 +358,7 @@ public static class Endpoints
             {
                 throw DomainException.Invalid("nothing_to_change", "set", "give secrets to set or names to unset");
             }
+            SecretsView? made = null;
             await s.Runner.RunAsync(Caller.Get(http), Key(http), fingerprint, async load =>
             {
                 // The aggregate, not the catalog, says which bundle the new version builds on.
@@ -386,9 +387,11 @@ public static class Endpoints
                 var bytes = SecretsFile.Encode(current);
                 var bundleId = Guid.NewGuid();
                 await s.Vault.WriteAsync(state.Id, bundleId, bytes, ct);
+                made = new SecretsView(state.SecretsVersion + 1, current.Keys.Order(StringComparer.Ordinal).ToList());
                 return Decisions.SetSecrets(state, current.Keys.ToList(), bundleId);
             }, ct);
-            return Ok(await s.Catalog.SecretsAsync(e.View.Id, ct));
+            // This request's version (a concurrent one may be newer); a replayed request reads the catalog.
+            return Ok(made ?? await s.Catalog.SecretsAsync(e.View.Id, ct));
         }).Accepts<SetSecretsRequest>("application/json").Produces<SecretsView>().WithName("setSecrets")
           .WithSummary("Set and unset secrets, making a new version (values are stored encrypted; events carry names only).");
 

@@ -37,10 +37,16 @@ public sealed class AggregateLoader(IEventStore store)
 /// <summary>
 /// Runs a command: load, decide, append atomically, then wait until the catalog has applied the
 /// events (read-your-writes), so the response shows what was just done. A retried request with the
-/// same Idempotency-Key appends nothing and answers from the catalog.
+/// same Idempotency-Key appends nothing and answers from the catalog. A lost race on the command's
+/// own aggregate (its first change) is a 409; on any other aggregate it touches, the command is
+/// decided again, up to <see cref="MaxAttempts"/> times. <c>decide</c> must therefore be safe to
+/// run more than once.
 /// </summary>
 public sealed class CommandRunner(IEventStore store, IProjectionBackend projections, TimeSpan readTimeout)
 {
+    /// <summary>Most tries when only a side aggregate conflicts.</summary>
+    public const int MaxAttempts = 10;
+
     private readonly ProjectionWaiter _waiter = new(projections);
 
     /// <summary>Runs <paramref name="decide"/> and returns the last event id appended (0 when nothing changed).</summary>
@@ -58,31 +64,44 @@ public sealed class CommandRunner(IEventStore store, IProjectionBackend projecti
             return earlier;
         }
 
-        var changes = await decide(new AggregateLoader(store)).ConfigureAwait(false);
-        if (changes.Count == 0)
-        {
-            return 0;
-        }
-        var requests = changes.Select((c, i) => new AppendRequest(
-            c.AggregateType,
-            c.AggregateId,
-            c.ExpectedVersion,
-            c.Events.Select(e => new EventData(e.Type, e.Json)).ToList(),
-            actor.TokenId,
-            i == 0 ? key : null,
-            c.TenantId)).ToList();
         IReadOnlyList<AppendResult> results;
-        try
+        for (var attempt = 1; ; attempt++)
         {
-            results = await store.AppendAsync(requests, ct).ConfigureAwait(false);
-        }
-        catch (ConcurrencyConflictException e)
-        {
-            throw DomainException.Conflict("conflict", $"the {e.AggregateType} changed while this request ran (another request came first); retry it");
-        }
-        catch (IdempotencyKeyReusedException)
-        {
-            throw DomainException.Invalid("idempotency_key_reused", "Idempotency-Key", "this Idempotency-Key was already used for a different request");
+            var changes = await decide(new AggregateLoader(store)).ConfigureAwait(false);
+            if (changes.Count == 0)
+            {
+                return 0;
+            }
+            var requests = changes.Select((c, i) => new AppendRequest(
+                c.AggregateType,
+                c.AggregateId,
+                c.ExpectedVersion,
+                c.Events.Select(e => new EventData(e.Type, e.Json)).ToList(),
+                actor.TokenId,
+                i == 0 ? key : null,
+                c.TenantId)).ToList();
+            try
+            {
+                results = await store.AppendAsync(requests, ct).ConfigureAwait(false);
+                break;
+            }
+            catch (ConcurrencyConflictException e) when (attempt < MaxAttempts && (e.AggregateType, e.AggregateId) != (changes[0].AggregateType, changes[0].AggregateId))
+            {
+                // Something this command only touches on the side moved (the org's usage after a
+                // deploy elsewhere, a hostname or address someone else claimed): decide again on
+                // the new state, which either succeeds or names the real reason.
+                await Task.Delay(Random.Shared.Next(1, 10 * attempt), ct).ConfigureAwait(false);
+            }
+            catch (ConcurrencyConflictException e)
+            {
+                // The very thing the caller changes moved under it: their request was decided on
+                // a state that no longer exists, so they should look again.
+                throw DomainException.Conflict("conflict", $"the {e.AggregateType} changed while this request ran (another request came first); look at it again, then retry");
+            }
+            catch (IdempotencyKeyReusedException)
+            {
+                throw DomainException.Invalid("idempotency_key_reused", "Idempotency-Key", "this Idempotency-Key was already used for a different request");
+            }
         }
         var last = results.Max(r => r.LastEventId);
         await WaitForCatalogAsync(last, ct).ConfigureAwait(false);
