@@ -105,9 +105,17 @@ public sealed partial class ServerHost : IAsyncDisposable
         var database = (ISqlDatabase)store;
 
         var keyFile = options.MasterKeyFile ?? Path.Combine(options.DataDirectory, "master.key");
-        var masterKey = File.Exists(keyFile) ? MasterKey.LoadFile(keyFile) : MasterKey.CreateFile(keyFile);
+        MasterKey masterKey;
+        try
+        {
+            masterKey = await OpenMasterKeyAsync(database, keyFile, ct).ConfigureAwait(false);
+        }
+        catch
+        {
+            await store.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
         var vault = new SecretVault(database, masterKey);
-        await vault.InitializeAsync(ct).ConfigureAwait(false);
 
         var projections = ProjectionBackend.For(store);
         var runner = new ProjectionRunner(projections, [new CatalogProjection()], new ProjectionRunnerOptions
@@ -171,6 +179,37 @@ public sealed partial class ServerHost : IAsyncDisposable
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         LogListening(logger, address);
         return new ServerHost(app, runner, store, masterKey, new Uri(address), adminToken, adminTokenFile);
+    }
+
+    /// <summary>
+    /// The master key: the file's, or a new one on the very first start. Every server of one
+    /// database must hold the same key, so a server whose key (or lack of one) does not match the
+    /// sealed secrets already stored refuses to start rather than seal new secrets with another key.
+    /// </summary>
+    private static async Task<MasterKey> OpenMasterKeyAsync(ISqlDatabase database, string keyFile, CancellationToken ct)
+    {
+        await SecretVault.CreateTableAsync(database, ct).ConfigureAwait(false);
+        var inUse = await SecretVault.MasterKeyIdsAsync(database, ct).ConfigureAwait(false);
+        if (!File.Exists(keyFile))
+        {
+            if (inUse.Count > 0)
+            {
+                throw new ServerConfigException(
+                    $"no master key at {keyFile}, but this database holds secrets sealed with master key {string.Join(", ", inUse)}: "
+                    + "every server of one database needs the same key; copy it from the first server (mode 0400) or point --master-key-file at it");
+            }
+            return MasterKey.CreateFile(keyFile);
+        }
+        var key = MasterKey.LoadFile(keyFile);
+        var foreign = inUse.Where(id => id != key.Id).ToList();
+        if (foreign.Count > 0)
+        {
+            key.Dispose();
+            throw new ServerConfigException(
+                $"{keyFile} is master key {key.Id}, but this database holds secrets sealed with master key {string.Join(", ", foreign)}: "
+                + "use the key the database was first started with");
+        }
+        return key;
     }
 
     /// <summary>The store named by a database setting.</summary>

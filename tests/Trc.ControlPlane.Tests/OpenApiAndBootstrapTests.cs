@@ -95,3 +95,63 @@ public sealed class BootstrapTests
         }
     }
 }
+
+/// <summary>Several servers on one PostgreSQL, as in production.</summary>
+public sealed class ReplicaTests
+{
+    [Fact]
+    public async Task Two_servers_on_one_database_serve_the_same_state_and_share_the_master_key()
+    {
+        var schema = await TestPostgres.CreateSchemaAsync();
+        var dir = Directory.CreateTempSubdirectory("trc-replicas-").FullName;
+        try
+        {
+            ServerOptions First(ServerOptions o) => o with { Database = schema.ConnectionString, DataDirectory = Path.Combine(dir, "a") };
+            await using var a = await TestServer.StartAsync(Backend.Postgres, First);
+            var org = Setup.OrgName();
+            var ownerA = await Setup.ShopAsync(a, org);
+            await TestServer.Send(ownerA, HttpMethod.Put, ApiPaths.Secrets(org, "shop", "prod"),
+                new SetSecretsRequest(new Dictionary<string, System.Text.Json.JsonElement> { ["DB"] = System.Text.Json.JsonSerializer.SerializeToElement("s3cret") })).Expect(HttpStatusCode.OK);
+
+            // A second server without the first one's master key must not start: it would seal
+            // new secrets with a key the first cannot open, and cannot open the stored ones.
+            var refused = await Assert.ThrowsAsync<ServerConfigException>(() =>
+                TestServer.StartAsync(Backend.Postgres, o => o with { Database = schema.ConnectionString, DataDirectory = Path.Combine(dir, "b") }));
+            Assert.Contains("master key", refused.Message);
+            Assert.False(File.Exists(Path.Combine(dir, "b", "master.key")));
+            var otherKey = Path.Combine(dir, "other.key");
+            Trc.Core.Crypto.MasterKey.CreateFile(otherKey).Dispose();
+            await Assert.ThrowsAsync<ServerConfigException>(() =>
+                TestServer.StartAsync(Backend.Postgres, o => o with { Database = schema.ConnectionString, DataDirectory = Path.Combine(dir, "c"), MasterKeyFile = otherKey }));
+
+            // With the same key file it starts, serves what the first wrote, and the first sees its writes.
+            await using var b = await TestServer.StartAsync(Backend.Postgres, o => o with
+            {
+                Database = schema.ConnectionString,
+                DataDirectory = Path.Combine(dir, "b"),
+                MasterKeyFile = Path.Combine(dir, "a", "master.key"),
+                AdminTokenFile = a.Host.AdminTokenFile,
+            });
+            var ownerB = b.Client(ownerA.DefaultRequestHeaders.Authorization!.Parameter);
+            var rendered = await (await TestServer.Send(ownerB, HttpMethod.Get, ApiPaths.SecretsRender(org, "shop", "prod")).Expect(HttpStatusCode.OK)).Content.ReadAsStringAsync();
+            Assert.Contains("DB=s3cret", rendered);
+            var release = await TestServer.Send(ownerB, HttpMethod.Post, ApiPaths.Releases(org, "shop", "prod"), new DeployRequest(Setup.Image, Setup.Manifest)).Json<ReleaseView>(HttpStatusCode.Created);
+            Assert.Equal(2, release.Number);
+            // Read-your-writes holds across servers once the write has answered: the catalog is shared.
+            var seenByA = await TestServer.Send(ownerA, HttpMethod.Get, ApiPaths.Env(org, "shop", "prod")).Json<EnvView>();
+            Assert.Equal(2, seenByA.DeployedRelease);
+
+            // Racing deploys through both servers: still exactly one winner.
+            var raced = await Task.WhenAll(
+                TestServer.Send(ownerA, HttpMethod.Post, ApiPaths.Releases(org, "shop", "prod"), new DeployRequest(Setup.Image, Setup.Manifest, ExpectedRelease: 2)).Response,
+                TestServer.Send(ownerB, HttpMethod.Post, ApiPaths.Releases(org, "shop", "prod"), new DeployRequest(Setup.Image, Setup.Manifest, ExpectedRelease: 2)).Response);
+            Assert.Single(raced, r => r.StatusCode == HttpStatusCode.Created);
+            Assert.Single(raced, r => r.StatusCode == HttpStatusCode.Conflict);
+        }
+        finally
+        {
+            await schema.DisposeAsync();
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+}

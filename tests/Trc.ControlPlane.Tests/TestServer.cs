@@ -58,8 +58,20 @@ public sealed class TestServer : IAsyncDisposable
             },
         };
         options = configure?.Invoke(options) ?? options;
-        var host = await ServerHost.StartAsync(options, default);
-        return new TestServer(host, dir, schema, options);
+        try
+        {
+            var host = await ServerHost.StartAsync(options, default);
+            return new TestServer(host, dir, schema, options);
+        }
+        catch
+        {
+            if (schema is not null)
+            {
+                await schema.DisposeAsync();
+            }
+            Directory.Delete(dir, recursive: true);
+            throw;
+        }
     }
 
     /// <summary>A client presenting <paramref name="token"/> (or none).</summary>

@@ -14,13 +14,30 @@ namespace Trc.ControlPlane.Secrets;
 public sealed class SecretVault(ISqlDatabase database, MasterKey masterKey)
 {
     /// <summary>Creates the table if missing.</summary>
-    public async Task InitializeAsync(CancellationToken ct)
+    public Task InitializeAsync(CancellationToken ct) => CreateTableAsync(database, ct);
+
+    /// <summary>Creates the bundle table if missing.</summary>
+    public static async Task CreateTableAsync(ISqlDatabase database, CancellationToken ct)
     {
         var blob = database.Dialect == SqlDialect.Postgres ? "bytea" : "blob";
         await using var connection = await database.OpenConnectionAsync(ct).ConfigureAwait(false);
         await using var command = connection.CreateCommand();
         command.CommandText = $"CREATE TABLE IF NOT EXISTS secret_bundles (id text PRIMARY KEY, env_id text NOT NULL, sealed {blob} NOT NULL, master_key_id text NOT NULL, created_at text NOT NULL)";
         await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+    }
+
+    /// <summary>The ids of the master keys the stored bundles are sealed with (at most a few).</summary>
+    public static async Task<IReadOnlyList<string>> MasterKeyIdsAsync(ISqlDatabase database, CancellationToken ct)
+    {
+        await using var connection = await database.OpenConnectionAsync(ct).ConfigureAwait(false);
+        await using var command = Command(connection, "SELECT DISTINCT master_key_id FROM secret_bundles ORDER BY master_key_id LIMIT 8");
+        await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
+        var ids = new List<string>();
+        while (await reader.ReadAsync(ct).ConfigureAwait(false))
+        {
+            ids.Add(reader.GetString(0));
+        }
+        return ids;
     }
 
     /// <summary>Seals and stores a bundle (a secrets file's bytes).</summary>
