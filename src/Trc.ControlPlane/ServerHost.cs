@@ -196,7 +196,7 @@ public sealed partial class ServerHost : IAsyncDisposable
             {
                 throw new ServerConfigException(
                     $"no master key at {keyFile}, but this database holds secrets sealed with master key {string.Join(", ", inUse)}: "
-                    + "every server of one database needs the same key; copy it from the first server (mode 0400) or point --master-key-file at it");
+                    + "every server of one database needs the same key; copy it from the first server (mode 0600 or 0400) or point --master-key-file at it");
             }
             return MasterKey.CreateFile(keyFile);
         }

@@ -154,4 +154,60 @@ public sealed class ReplicaTests
             Directory.Delete(dir, recursive: true);
         }
     }
+
+    [Fact]
+    public async Task A_server_runs_as_the_application_role_of_the_runbook()
+    {
+        var schema = await TestPostgres.CreateSchemaAsync();
+        var dir = Directory.CreateTempSubdirectory("trc-approle-").FullName;
+        var role = "trc_app_" + schema.Name;
+        try
+        {
+            // First start as the owner: migrations, projection tables, the admin token.
+            ServerOptions AsOwner(ServerOptions o) => o with { Database = schema.ConnectionString, DataDirectory = dir };
+            await using (var first = await TestServer.StartAsync(Backend.Postgres, AsOwner))
+            {
+                await TestServer.Send(first.Admin, HttpMethod.Get, ApiPaths.WhoAmI).Expect(HttpStatusCode.OK);
+            }
+
+            // The grants of docs/runbooks/control-plane.md, verbatim but for the names.
+            await ExecuteAsync(schema.ConnectionString, $"""
+                CREATE ROLE {role} LOGIN;
+                GRANT USAGE, CREATE ON SCHEMA {schema.Name} TO {role};
+                GRANT SELECT, INSERT ON events TO {role};
+                GRANT SELECT ON event_id_origin, schema_migrations TO {role};
+                GRANT SELECT, INSERT, UPDATE ON projection_checkpoints TO {role};
+                GRANT SELECT, INSERT, UPDATE, DELETE ON cp_orgs, cp_tokens, cp_apps, cp_envs, cp_releases, cp_routes, cp_volumes, cp_ipv4 TO {role};
+                GRANT SELECT, INSERT ON secret_bundles TO {role};
+                """);
+            var app = new Npgsql.NpgsqlConnectionStringBuilder(schema.ConnectionString) { Username = role, Pooling = false }.ConnectionString;
+            await using var server = await TestServer.StartAsync(Backend.Postgres, o => o with { Database = app, DataDirectory = dir });
+            var org = Setup.OrgName();
+            var owner = await Setup.ShopAsync(server, org);
+            await TestServer.Send(owner, HttpMethod.Post, ApiPaths.Routes(org, "shop", "prod"), Setup.Route($"role-{Guid.NewGuid().ToString("N")[..8]}.example.com")).Expect(HttpStatusCode.Created);
+            await TestServer.Send(owner, HttpMethod.Put, ApiPaths.Secrets(org, "shop", "prod"),
+                new SetSecretsRequest(new Dictionary<string, System.Text.Json.JsonElement> { ["K"] = System.Text.Json.JsonSerializer.SerializeToElement("v") })).Expect(HttpStatusCode.OK);
+            Assert.Contains("K=v", await (await TestServer.Send(owner, HttpMethod.Get, ApiPaths.SecretsRender(org, "shop", "prod")).Expect(HttpStatusCode.OK)).Content.ReadAsStringAsync());
+            await TestServer.Send(owner, HttpMethod.Delete, ApiPaths.Route(org, "shop", "prod", (await TestServer.Send(owner, HttpMethod.Get, ApiPaths.Routes(org, "shop", "prod")).Json<ListView<RouteView>>()).Items[0].Hostname, 443)).Expect(HttpStatusCode.NoContent);
+
+            // And it cannot rewrite history.
+            var denied = await Assert.ThrowsAsync<Npgsql.PostgresException>(() => ExecuteAsync(app, "DELETE FROM events"));
+            Assert.Equal(Npgsql.PostgresErrorCodes.InsufficientPrivilege, denied.SqlState);
+        }
+        finally
+        {
+            Npgsql.NpgsqlConnection.ClearAllPools();
+            await ExecuteAsync(schema.ConnectionString, $"DROP OWNED BY {role}; DROP ROLE IF EXISTS {role}");
+            await schema.DisposeAsync();
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    private static async Task ExecuteAsync(string connectionString, string sql)
+    {
+        await using var connection = new Npgsql.NpgsqlConnection(connectionString);
+        await connection.OpenAsync();
+        await using var command = new Npgsql.NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync();
+    }
 }

@@ -37,19 +37,19 @@ public sealed class CatalogProjection : IProjection
     /// <inheritdoc />
     public async Task InitializeAsync(ProjectionContext context, CancellationToken cancellationToken)
     {
+        // Tables only, each with its indexes inline (as keys): CREATE TABLE IF NOT EXISTS is
+        // allowed to the application role on an existing table, CREATE INDEX is not (it needs
+        // the table's owner), and servers run as that role (docs/runbooks/control-plane.md).
         foreach (var ddl in new[]
         {
             "CREATE TABLE IF NOT EXISTS cp_orgs (id text PRIMARY KEY, name text NOT NULL UNIQUE, memory_quota bigint NOT NULL, instances_quota integer NOT NULL, routes_quota integer NOT NULL, ipv4_quota integer NOT NULL, memory_used bigint NOT NULL, instances_used integer NOT NULL, routes_used integer NOT NULL, ipv4_used integer NOT NULL, created_at text NOT NULL)",
-            "CREATE TABLE IF NOT EXISTS cp_tokens (id text PRIMARY KEY, org_id text, name text NOT NULL, role text NOT NULL, secret_hash text NOT NULL, revoked integer NOT NULL, created_at text NOT NULL)",
-            "CREATE TABLE IF NOT EXISTS cp_apps (id text PRIMARY KEY, org_id text NOT NULL, name text NOT NULL, created_at text NOT NULL)",
-            "CREATE TABLE IF NOT EXISTS cp_envs (id text PRIMARY KEY, org_id text NOT NULL, app_id text NOT NULL, app text NOT NULL, name text NOT NULL, deployed_release integer NOT NULL, secrets_version integer NOT NULL, secret_names text NOT NULL, secret_bundle_id text, ipv4_address text, ipv4_ports text, created_at text NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS cp_tokens (id text PRIMARY KEY, org_id text, name text NOT NULL, role text NOT NULL, secret_hash text NOT NULL, revoked integer NOT NULL, created_at text NOT NULL, UNIQUE (org_id, id))",
+            "CREATE TABLE IF NOT EXISTS cp_apps (id text PRIMARY KEY, org_id text NOT NULL, name text NOT NULL, created_at text NOT NULL, UNIQUE (org_id, name))",
+            "CREATE TABLE IF NOT EXISTS cp_envs (id text PRIMARY KEY, org_id text NOT NULL, app_id text NOT NULL, app text NOT NULL, name text NOT NULL, deployed_release integer NOT NULL, secrets_version integer NOT NULL, secret_names text NOT NULL, secret_bundle_id text, ipv4_address text, ipv4_ports text, created_at text NOT NULL, UNIQUE (app_id, name))",
             "CREATE TABLE IF NOT EXISTS cp_releases (env_id text NOT NULL, number integer NOT NULL, image text NOT NULL, image_digest text NOT NULL, resolved_digests text, manifest text NOT NULL, secrets_version integer NOT NULL, memory_bytes bigint NOT NULL, instances integer NOT NULL, created_at text NOT NULL, created_by text, PRIMARY KEY (env_id, number))",
             "CREATE TABLE IF NOT EXISTS cp_routes (env_id text NOT NULL, org_id text NOT NULL, hostname text NOT NULL, listen_port integer NOT NULL, protocol text NOT NULL, process text NOT NULL, backend_port integer NOT NULL, proxy_protocol text NOT NULL, backend_expects integer NOT NULL, ipv4_required integer NOT NULL, created_at text NOT NULL, PRIMARY KEY (env_id, hostname, listen_port))",
             "CREATE TABLE IF NOT EXISTS cp_volumes (env_id text NOT NULL, name text NOT NULL, size_bytes bigint NOT NULL, process text NOT NULL, backup_enabled integer NOT NULL, PRIMARY KEY (env_id, name))",
             "CREATE TABLE IF NOT EXISTS cp_ipv4 (address text PRIMARY KEY, env_id text NOT NULL, org_id text NOT NULL)",
-            "CREATE INDEX IF NOT EXISTS cp_apps_org ON cp_apps (org_id, name)",
-            "CREATE INDEX IF NOT EXISTS cp_envs_app ON cp_envs (app_id, name)",
-            "CREATE INDEX IF NOT EXISTS cp_tokens_org ON cp_tokens (org_id)",
         })
         {
             await context.ExecuteAsync(ddl, cancellationToken).ConfigureAwait(false);
