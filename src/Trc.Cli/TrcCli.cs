@@ -20,6 +20,13 @@ public static class TrcCli
             root.Subcommands.Add(command);
         }
         root.Subcommands.Add(SecretsCommands.Create(console));
+        foreach (var command in LoginCommands.Create(console).Concat(OrgCommands.Create(console)).Concat(AppCommands.Create(console))
+            .Concat(DeployCommands.Create(console)).Concat(RouteCommands.Create(console)))
+        {
+            root.Subcommands.Add(command);
+        }
+        root.Subcommands.Add(VolumeCommands.Create(console));
+        root.Subcommands.Add(EventCommands.Create(console));
         return root;
     }
 
@@ -39,5 +46,24 @@ public static class TrcCli
             return ExitCodes.Usage;
         }
         return parse.Invoke(config);
+    }
+
+    /// <summary>
+    /// Parses and runs a command line until it ends or <paramref name="ct"/> is cancelled (as
+    /// Ctrl+C does for <see cref="Run"/>); returns the process exit code.
+    /// </summary>
+    public static async Task<int> RunAsync(string[] args, CliConsole console, CancellationToken ct)
+    {
+        var parse = Build(console).Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            foreach (var error in parse.Errors)
+            {
+                console.Err.WriteLine($"trc: {error.Message}");
+            }
+            console.Err.WriteLine("Run 'trc --help' (or 'trc COMMAND --help') for usage.");
+            return ExitCodes.Usage;
+        }
+        return await parse.InvokeAsync(new InvocationConfiguration { Output = console.Out, Error = console.Err, ProcessTerminationTimeout = null }, ct).ConfigureAwait(false);
     }
 }

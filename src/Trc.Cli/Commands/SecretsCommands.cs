@@ -2,13 +2,15 @@ using System.CommandLine;
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using Trc.Cli.Remote;
 using Trc.Core.Secrets;
 
 namespace Trc.Cli.Commands;
 
 /// <summary>
-/// <c>trc secrets render</c> and <c>trc secrets decode</c>: offline tools for the secrets file
-/// (ADR 0010). No message printed here ever contains a secret value.
+/// <c>trc secrets</c>: an env's secrets on the server (<c>set</c>, <c>unset</c>, <c>list</c>,
+/// <c>render --env</c>) and offline tools for the secrets file (<c>render --from-json</c>,
+/// <c>decode</c>; ADR 0010). No message printed here ever contains a secret value.
 /// </summary>
 internal static class SecretsCommands
 {
@@ -17,10 +19,159 @@ internal static class SecretsCommands
 
     public static Command Create(CliConsole console)
     {
-        var secrets = new Command("secrets", "Secrets file tools (the TRC_SECRETS_V1 format).");
+        var secrets = new Command("secrets", """
+            Secrets of an env, and tools for the secrets file (the TRC_SECRETS_V1 format).
+            Values are stored encrypted; the server never shows them, except to an owner
+            through trc secrets render --env.
+
+            Examples:
+              trc secrets set DATABASE_URL=postgres://db/shop --env prod
+              trc secrets list --env prod
+              trc secrets render --env prod > platform.env
+            """);
+        secrets.Subcommands.Add(CreateSet(console));
+        secrets.Subcommands.Add(CreateUnset(console));
+        secrets.Subcommands.Add(CreateList(console));
         secrets.Subcommands.Add(CreateRender(console));
         secrets.Subcommands.Add(CreateDecode(console));
         return secrets;
+    }
+
+    private static Command CreateSet(CliConsole console)
+    {
+        var pairs = new Argument<string[]>("KEY=VALUE") { Description = "Secrets to set; the value is everything after the first '='.", Arity = ArgumentArity.ZeroOrMore };
+        var fromFile = new Option<string[]>("--from-file")
+        {
+            Description = "KEY=PATH: set KEY to the exact bytes of the file (repeatable); for keys, certificates and anything with newlines.",
+            HelpName = "KEY=PATH",
+        };
+        var command = new Command("set", """
+            Set secrets of an env, making a new secrets version (the env's processes restart
+            with it on their next rollout). Other secrets keep their values. A value on the
+            command line lands in your shell history: prefer --from-file for real secrets.
+
+            Examples:
+              trc secrets set LOG_LEVEL=debug --env prod
+              trc secrets set --from-file TLS_KEY=./tls.key --from-file TLS_CERT=./tls.crt --env prod
+            """);
+        command.Arguments.Add(pairs);
+        command.Options.Add(fromFile);
+        var target = Target.Add(command, org: true, app: true, env: true, json: true);
+        RemoteCommand.SetAction(command, console, target, async (context, ct) =>
+        {
+            var values = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+            foreach (var pair in context.Value(pairs) ?? [])
+            {
+                var (key, value) = SplitPair(pair, "KEY=VALUE");
+                Add(values, key, Encoding.UTF8.GetBytes(value));
+            }
+            foreach (var pair in context.Value(fromFile) ?? [])
+            {
+                var (key, path) = SplitPair(pair, "--from-file KEY=PATH");
+                if (!SecretsFile.IsValidKey(key, out var problem))
+                {
+                    throw new CliFailure(ExitCodes.Invalid, problem);
+                }
+                if (!TryReadFile(console, context.FullPath(path), SecretsFile.MaxFileBytes, out var bytes))
+                {
+                    return ExitCodes.IoError;
+                }
+                if (bytes.Length > SecretsFile.MaxFileBytes)
+                {
+                    throw new CliFailure(ExitCodes.Invalid, $"{path}: the value of {key} is larger than 4 MiB, the limit for a whole secrets file");
+                }
+                Add(values, key, bytes);
+            }
+            if (values.Count == 0)
+            {
+                throw new CliFailure(ExitCodes.Usage, "nothing to set: give KEY=VALUE arguments or --from-file KEY=PATH");
+            }
+            var result = await context.Client.SetSecretsAsync(context.Org, context.App, context.Env, values, ct: ct).ConfigureAwait(false);
+            if (context.Json)
+            {
+                context.PrintJson(result);
+                return ExitCodes.Ok;
+            }
+            console.Out.WriteLine($"Set {string.Join(", ", values.Keys.Order(StringComparer.Ordinal))}: secrets of {context.Org}/{context.App}/{context.Env} are now version {result.Version}.");
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    private static Command CreateUnset(CliConsole console)
+    {
+        var keys = new Argument<string[]>("KEY") { Description = "Secrets to remove.", Arity = ArgumentArity.OneOrMore };
+        var command = new Command("unset", """
+            Remove secrets of an env, making a new secrets version.
+
+            Example:
+              trc secrets unset LOG_LEVEL OLD_API_KEY --env prod
+            """);
+        command.Arguments.Add(keys);
+        var target = Target.Add(command, org: true, app: true, env: true, json: true);
+        RemoteCommand.SetAction(command, console, target, async (context, ct) =>
+        {
+            var names = context.Value(keys)!;
+            var result = await context.Client.UnsetSecretsAsync(context.Org, context.App, context.Env, names, ct: ct).ConfigureAwait(false);
+            if (context.Json)
+            {
+                context.PrintJson(result);
+                return ExitCodes.Ok;
+            }
+            console.Out.WriteLine($"Unset {string.Join(", ", names)}: secrets of {context.Org}/{context.App}/{context.Env} are now version {result.Version}.");
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    private static Command CreateList(CliConsole console)
+    {
+        var command = new Command("list", """
+            List the names of an env's secrets and the current version (never values).
+
+            Example:
+              trc secrets list --env prod
+            """);
+        var target = Target.Add(command, org: true, app: true, env: true, json: true);
+        RemoteCommand.SetAction(command, console, target, async (context, ct) =>
+        {
+            var result = await context.Client.ListSecretsAsync(context.Org, context.App, context.Env, ct).ConfigureAwait(false);
+            if (context.Json)
+            {
+                context.PrintJson(result);
+                return ExitCodes.Ok;
+            }
+            console.Out.WriteLine($"Version {result.Version}, {result.Names.Count} secret{(result.Names.Count == 1 ? "" : "s")}:");
+            foreach (var name in result.Names)
+            {
+                console.Out.WriteLine($"  {name}");
+            }
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    private static (string Key, string Value) SplitPair(string pair, string form)
+    {
+        var eq = pair.IndexOf('=', StringComparison.Ordinal);
+        if (eq <= 0)
+        {
+            // Print the key part only: whatever follows could be a value.
+            throw new CliFailure(ExitCodes.Usage, $"expected {form}, got an argument without '=' (or without a key) of {pair.Length} characters");
+        }
+        return (pair[..eq], pair[(eq + 1)..]);
+    }
+
+    private static void Add(Dictionary<string, byte[]> values, string key, byte[] value)
+    {
+        if (!SecretsFile.IsValidKey(key, out var problem))
+        {
+            throw new CliFailure(ExitCodes.Invalid, problem);
+        }
+        if (!values.TryAdd(key, value))
+        {
+            throw new CliFailure(ExitCodes.Usage, $"{key} is given twice");
+        }
     }
 
     private static Command CreateRender(CliConsole console)
@@ -37,24 +188,41 @@ internal static class SecretsCommands
             Write a secrets file to stdout, byte for byte: the header, then KEY=VALUE lines sorted
             by key, values raw, or as base64: when they hold CR, LF, NUL or non-UTF-8 bytes or
             start with "base64:".
-            A source is required; today the only source is --from-json.
+            Exactly one source is required: --env renders the env's current secrets from the
+            server (owners only), --from-json renders a local JSON file, offline.
 
-            Example:
+            Examples:
+              trc secrets render --env prod > platform.env
               echo '{"DB_PASSWORD": "hunter2", "TLS_KEY": {"base64": "AAEC"}}' > s.json
               trc secrets render --from-json s.json > app.secrets
             """);
         render.Options.Add(fromJson);
+        var target = Target.Add(render, org: true, app: true, env: true);
+        var env = target.Env!;
+        env.Description = "Render this env's secrets from the server (owners only).";
 
-        // Exactly one source: a later source option (such as rendering from the server) joins
-        // this check instead of making --from-json itself required.
         render.Validators.Add(result =>
         {
-            if (result.GetResult(fromJson) is null)
+            var json = result.GetResult(fromJson) is not null;
+            var server = result.GetResult(env) is not null;
+            if (json == server)
             {
-                result.AddError("Option '--from-json' is required: trc secrets render needs a source, e.g. 'trc secrets render --from-json secrets.json'.");
+                result.AddError(json
+                    ? "Give either --env (render from the server) or --from-json (render a local file), not both."
+                    : "Option '--env' or '--from-json' is required: trc secrets render needs exactly one source, e.g. 'trc secrets render --env prod' or 'trc secrets render --from-json secrets.json'.");
             }
         });
-        render.SetAction(parse => RenderFromJson(console, parse.GetRequiredValue(fromJson)));
+        RemoteCommand.SetAction(render, console, target, async (context, ct) =>
+        {
+            if (context.Value(fromJson) is { } path)
+            {
+                return RenderFromJson(console, Path.IsPathRooted(path) ? path : context.FullPath(path));
+            }
+            var file = await context.Client.RenderSecretsAsync(context.Org, context.App, context.Env, ct).ConfigureAwait(false);
+            await console.OutStream.WriteAsync(file, ct).ConfigureAwait(false);
+            await console.OutStream.FlushAsync(ct).ConfigureAwait(false);
+            return ExitCodes.Ok;
+        });
         return render;
     }
 

@@ -334,11 +334,11 @@ public static class Decisions
                 portEvents[r.ListenPort].Add(PortRelease(holder.Id, r));
             }
             usage = usage with { Routes = usage.Routes - leaving.Count };
-            changes.Add(host.Change(null, new DomainEvent(EventNames.HostnameMoved, new HostnameMoved(org.Id, holderId, env.Id, envPath))));
+            changes.Add(host.Change(org.Id, new DomainEvent(EventNames.HostnameMoved, new HostnameMoved(org.Id, holderId, env.Id, envPath))));
         }
         else if (host.EnvId is null)
         {
-            changes.Add(host.Change(null, new DomainEvent(EventNames.HostnameClaimed, new HostnameClaimed(org.Id, env.Id, envPath))));
+            changes.Add(host.Change(org.Id, new DomainEvent(EventNames.HostnameClaimed, new HostnameClaimed(org.Id, env.Id, envPath))));
         }
 
         // The shared listener port: SNI routes share it; a raw route needs it alone.
@@ -395,7 +395,7 @@ public static class Decisions
         };
         if (!env.Routes.Keys.Any(k => k.Hostname == hostname && k.Port != listenPort) && host.EnvId == env.Id)
         {
-            changes.Add(host.Change(null, new DomainEvent(EventNames.HostnameReleased, new HostnameReleased(env.Id))));
+            changes.Add(host.Change(org.Id, new DomainEvent(EventNames.HostnameReleased, new HostnameReleased(env.Id))));
         }
         changes.Add(org.Change(org.Id, org.UseChange(org.Usage with { Routes = org.Usage.Routes - 1 }, $"route {hostname}:{listenPort} removed")));
         return changes;
@@ -416,7 +416,7 @@ public static class Decisions
         return
         [
             env.Change(env.OrgId, new DomainEvent(EventNames.EnvIpv4Enabled, new EnvIpv4Enabled(ip, ports))),
-            address.Change(null, new DomainEvent(EventNames.Ipv4Allocated, new Ipv4Allocated(org.Id, env.Id, envPath))),
+            address.Change(org.Id, new DomainEvent(EventNames.Ipv4Allocated, new Ipv4Allocated(org.Id, env.Id, envPath))),
             org.Change(org.Id, org.UseChange(org.Usage with { Ipv4Addresses = org.Usage.Ipv4Addresses + 1 }, $"IPv4 for {envPath}")),
         ];
     }
@@ -436,7 +436,7 @@ public static class Decisions
         return
         [
             env.Change(env.OrgId, new DomainEvent(EventNames.EnvIpv4Disabled, new EnvIpv4Disabled(env.Ipv4Address))),
-            address.Change(null, new DomainEvent(EventNames.Ipv4Released, new Ipv4Released(env.Id))),
+            address.Change(org.Id, new DomainEvent(EventNames.Ipv4Released, new Ipv4Released(env.Id))),
             org.Change(org.Id, org.UseChange(org.Usage with { Ipv4Addresses = Math.Max(0, org.Usage.Ipv4Addresses - 1) }, "IPv4 released")),
         ];
     }

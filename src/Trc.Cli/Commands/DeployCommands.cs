@@ -1,0 +1,213 @@
+using System.CommandLine;
+using System.Text;
+using System.Text.RegularExpressions;
+using Trc.Cli.Remote;
+using Trc.Core.Api;
+using Trc.Core.Manifest;
+
+namespace Trc.Cli.Commands;
+
+/// <summary><c>trc deploy</c> and <c>trc releases</c>.</summary>
+internal static partial class DeployCommands
+{
+    public static IEnumerable<Command> Create(CliConsole console)
+    {
+        yield return Deploy(console);
+        yield return Releases(console);
+    }
+
+    /// <summary>REPOSITORY@sha256:64 hex (or sha512:128 hex), the form the server accepts.</summary>
+    [GeneratedRegex(@"^[a-z0-9]+(?:[._\-/:][a-z0-9]+)*@(?:sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$", RegexOptions.CultureInvariant)]
+    private static partial Regex PinnedImage();
+
+    private static Command Deploy(CliConsole console)
+    {
+        var image = new Option<string>("--image") { Description = "The image, pinned: REPOSITORY@sha256:<64 hex digits>.", Required = true, HelpName = "IMAGE" };
+        var manifest = new Option<string>("--manifest") { Description = "The manifest. Default: ./trc.toml.", HelpName = "FILE", DefaultValueFactory = _ => "trc.toml" };
+        var command = new Command("deploy", """
+            Deploy an image with a manifest to an env: check the manifest here first (its
+            problems are printed, exit 1), create the routes and declare the volumes it lists
+            that the env does not have yet, then record the release and make it the env's.
+            The app is the manifest's app. The image must be pinned to a digest; a tag is
+            refused (resolving tags arrives with the OCI registry work).
+
+            Examples:
+              trc deploy --env prod --image registry.example.com/shop@sha256:4f1c...e9a0
+              trc deploy --env staging --manifest deploy/trc.toml --image ghcr.io/acme/shop@sha256:...
+            """);
+        command.Options.Add(image);
+        command.Options.Add(manifest);
+        var target = Target.Add(command, org: true, env: true, json: true);
+        RemoteCommand.SetAction(command, console, target, async (context, ct) =>
+        {
+            var imageRef = context.Value(image)!;
+            CheckPinned(imageRef);
+            var (path, text, loaded) = LoadManifest(context, context.Value(manifest)!);
+            var app = loaded.App;
+            var (org, env) = (context.Org, context.Env);
+            // Progress goes where it cannot spoil --json.
+            var progress = context.Json ? console.Err : console.Out;
+
+            var routes = (await context.Client.ListRoutesAsync(org, app, env, ct).ConfigureAwait(false)).Items;
+            foreach (var route in loaded.Routes.Where(r => !routes.Any(have => have.Hostname == r.Hostname && have.ListenPort == r.ListenPort)))
+            {
+                await context.Client.CreateRouteAsync(org, app, env, new CreateRouteRequest(
+                    route.Hostname,
+                    route.BackendPort,
+                    route.ListenPort,
+                    route.Protocol == RouteProtocol.TcpRaw ? "tcp_raw" : "tls_passthrough",
+                    route.Process,
+                    route.ProxyProtocol == ProxyProtocolMode.V2 ? "v2" : "off",
+                    route.BackendExpectsProxyProtocol,
+                    route.Ipv4Required), ct: ct).ConfigureAwait(false);
+                progress.WriteLine($"Created route {route.Hostname}:{route.ListenPort} -> {route.Process}:{route.BackendPort}");
+            }
+            var volumes = (await context.Client.ListVolumesAsync(org, app, env, ct).ConfigureAwait(false)).Items;
+            foreach (var volume in loaded.Volumes.Where(v => !volumes.Any(have => have.Name == v.Name)))
+            {
+                await context.Client.CreateVolumeAsync(org, app, env,
+                    new CreateVolumeRequest(volume.Name, ByteSize.Format(volume.SizeBytes), volume.Process, volume.BackupEnabled), ct: ct).ConfigureAwait(false);
+                progress.WriteLine($"Declared volume {volume.Name} ({ByteSize.Format(volume.SizeBytes)}, process {volume.Process})");
+            }
+
+            var release = await context.Client.DeployAsync(org, app, env, new DeployRequest(imageRef, text), ct: ct).ConfigureAwait(false);
+            if (context.Json)
+            {
+                context.PrintJson(release);
+                return ExitCodes.Ok;
+            }
+            console.Out.WriteLine($"Deployed release {release.Number} of {app} to {org}/{app}/{env} (manifest {path}).");
+            console.Out.WriteLine($"  image:  {release.Image}");
+            console.Out.WriteLine($"  digest: {release.ImageDigest}");
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    private static void CheckPinned(string image)
+    {
+        if (PinnedImage().IsMatch(image))
+        {
+            return;
+        }
+        var shown = RemoteContext.Printable(image);
+        throw new CliFailure(ExitCodes.Invalid, image.Contains('@', StringComparison.Ordinal)
+            ? $"--image {shown}: the digest is not valid; write REPOSITORY@sha256:<64 lower-case hex digits>"
+            : $"--image {shown} is a tag, not a digest: trc deploy needs REPOSITORY@sha256:<64 hex digits> for now; tag resolution arrives with the OCI (registry) work. Find the digest with: docker buildx imagetools inspect {shown}");
+    }
+
+    /// <summary>Reads and validates the manifest; prints every problem and fails with exit 1 when it is invalid.</summary>
+    private static (string Path, string Text, AppManifest Manifest) LoadManifest(RemoteContext context, string file)
+    {
+        var path = context.FullPath(file);
+        byte[] bytes;
+        try
+        {
+            var info = new FileInfo(path);
+            if (info.Exists && info.Length > ManifestLoader.MaxFileBytes)
+            {
+                throw new CliFailure(ExitCodes.Invalid, $"{file}: the file is {info.Length} bytes; a manifest may be at most {ManifestLoader.MaxFileBytes}");
+            }
+            bytes = File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new CliFailure(ExitCodes.IoError, $"{file}: cannot read: {(e is FileNotFoundException or DirectoryNotFoundException ? "no such file" : e.Message)}");
+        }
+        var loaded = ManifestLoader.Load(bytes);
+        if (!loaded.IsValid)
+        {
+            foreach (var diagnostic in loaded.Diagnostics)
+            {
+                context.Console.Err.WriteLine(diagnostic.Format(file));
+            }
+            var count = loaded.Diagnostics.Count;
+            throw new CliFailure(ExitCodes.Invalid, $"{file}: {count} problem{(count == 1 ? "" : "s")}; nothing was deployed");
+        }
+        // Valid means valid UTF-8, so this decoding is exact.
+        return (file, Encoding.UTF8.GetString(bytes), loaded.Manifest!);
+    }
+
+    // ---- releases ----------------------------------------------------------------------------------
+
+    private static Command Releases(CliConsole console)
+    {
+        var releases = new Command("releases", """
+            Releases of an env: list them (the default, newest first) or show one.
+
+            Examples:
+              trc releases --env prod
+              trc releases show 3 --env prod
+            """);
+        ListReleases(releases, console);
+        var list = new Command("list", """
+            List the env's releases, newest first.
+
+            Example:
+              trc releases list --app shop --env prod
+            """);
+        ListReleases(list, console);
+        releases.Subcommands.Add(list);
+
+        var number = new Argument<int>("N") { Description = "The release number." };
+        var show = new Command("show", """
+            Show one release: image, digest, resources and whether it is deployed
+            (--json adds the normalized manifest).
+
+            Example:
+              trc releases show 3 --env prod
+            """);
+        show.Arguments.Add(number);
+        var target = Target.Add(show, org: true, app: true, env: true, json: true);
+        RemoteCommand.SetAction(show, console, target, async (context, ct) =>
+        {
+            var r = await context.Client.GetReleaseAsync(context.Org, context.App, context.Env, context.Value(number), ct).ConfigureAwait(false);
+            if (context.Json)
+            {
+                context.PrintJson(r);
+                return ExitCodes.Ok;
+            }
+            TextTable.WriteFields(console.Out,
+                ("release", TextTable.Number(r.Number)),
+                ("deployed", TextTable.YesNo(r.Deployed)),
+                ("image", r.Image),
+                ("digest", r.ImageDigest),
+                ("memory", TextTable.Bytes(r.MemoryBytes)),
+                ("instances", TextTable.Number(r.Instances)),
+                ("secrets", $"version {r.SecretsVersion}"),
+                ("created", TextTable.Time(r.CreatedAt)),
+                ("created by", r.CreatedBy?.ToString()));
+            return ExitCodes.Ok;
+        });
+        releases.Subcommands.Add(show);
+        return releases;
+    }
+
+    private static void ListReleases(Command command, CliConsole console)
+    {
+        var target = Target.Add(command, org: true, app: true, env: true, json: true);
+        RemoteCommand.SetAction(command, console, target, async (context, ct) =>
+        {
+            var releases = await context.Client.ListReleasesAsync(context.Org, context.App, context.Env, ct).ConfigureAwait(false);
+            if (context.Json)
+            {
+                context.PrintJson(releases);
+                return ExitCodes.Ok;
+            }
+            var table = new TextTable("RELEASE", "STATUS", "DIGEST", "MEMORY", "INSTANCES", "SECRETS", "CREATED", "IMAGE");
+            foreach (var r in releases.Items)
+            {
+                table.Add(TextTable.Number(r.Number), r.Deployed ? "deployed" : "-", ShortDigest(r.ImageDigest), TextTable.Bytes(r.MemoryBytes),
+                    TextTable.Number(r.Instances), TextTable.Number(r.SecretsVersion), TextTable.Time(r.CreatedAt), r.Image);
+            }
+            table.Write(console.Out);
+            return ExitCodes.Ok;
+        });
+    }
+
+    private static string ShortDigest(string digest)
+    {
+        var colon = digest.IndexOf(':', StringComparison.Ordinal);
+        return colon > 0 && digest.Length > colon + 13 ? digest[..(colon + 13)] : digest;
+    }
+}

@@ -1,0 +1,151 @@
+using System.Text.Json;
+
+namespace Trc.Cli.Tests.Commands;
+
+public sealed class DeployCommandsTests(CliServerFixture server) : IClassFixture<CliServerFixture>
+{
+    private const string Image = "registry.example.com/shop@" + CliSession.Digest;
+
+    private static string Manifest(string hostname) => $$"""
+        app = "shop"
+
+        [processes.web]
+        ports = [8443]
+        memory = "256Mi"
+
+        [processes.worker]
+        memory = "128Mi"
+
+        [[routes]]
+        hostname = "{{hostname}}"
+        process = "web"
+        backend_port = 8443
+
+        [[volumes]]
+        name = "data"
+        size = "2Gi"
+        process = "web"
+        backup_enabled = false
+        """;
+
+    [Fact]
+    public async Task Deploy_from_a_manifest_creates_its_route_and_volume_then_records_release_1()
+    {
+        var org = CliServerFixture.NewName();
+        using var user = await CliSession.NewOrgAsync(server, org);
+        var hostname = CliServerFixture.NewName("h") + ".example.com";
+        user.WriteFile("trc.toml", Manifest(hostname));
+        await user.OkAsync("apps", "create", "shop");
+        // No --app: it comes from ./trc.toml.
+        await user.OkAsync("envs", "create", "prod");
+
+        var deploy = await user.OkAsync("deploy", "--env", "prod", "--image", Image);
+
+        Assert.Contains($"Created route {hostname}:443 -> web:8443", deploy.Stdout);
+        Assert.Contains("Declared volume data (2Gi, process web)", deploy.Stdout);
+        Assert.Contains($"Deployed release 1 of shop to {org}/shop/prod", deploy.Stdout);
+        Assert.Contains("digest: " + CliSession.Digest, deploy.Stdout);
+
+        var routes = await user.OkAsync("routes", "--env", "prod", "--json");
+        using (var json = JsonDocument.Parse(routes.Stdout))
+        {
+            var route = Assert.Single(json.RootElement.GetProperty("items").EnumerateArray());
+            Assert.Equal(hostname, route.GetProperty("hostname").GetString());
+        }
+        var volumes = await user.OkAsync("volumes", "--env", "prod");
+        Assert.Matches(@"data\s+2Gi\s+web\s+no\s+/mnt/volumes/data", volumes.Stdout);
+
+        // The second deploy finds both in place and only records the release.
+        var again = await user.OkAsync("deploy", "--env", "prod", "--image", "registry.example.com/shop@sha256:" + new string('b', 64));
+        Assert.DoesNotContain("Created route", again.Stdout);
+        Assert.DoesNotContain("Declared volume", again.Stdout);
+        Assert.Contains("Deployed release 2", again.Stdout);
+
+        var releases = await user.OkAsync("releases", "--env", "prod");
+        var lines = releases.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.StartsWith("RELEASE", lines[0]);
+        Assert.Matches(@"^2\s+deployed\s+sha256:bbbbbbbbbbbb\s+384Mi", lines[1]);
+        Assert.Matches(@"^1\s+-\s+sha256:aaaaaaaaaaaa", lines[2]);
+        var show = await user.OkAsync("releases", "show", "1", "--env", "prod");
+        Assert.Matches(@"deployed:\s+no", show.Stdout);
+        Assert.Contains(Image, show.Stdout);
+    }
+
+    [Fact]
+    public async Task Deploy_with_json_prints_only_the_release_on_stdout()
+    {
+        using var user = await CliSession.NewEnvAsync(server, CliServerFixture.NewName());
+        var manifest = user.WriteFile("deploy.toml", Manifest(CliServerFixture.NewName("h") + ".example.com"));
+
+        var deploy = await user.OkAsync("deploy", "--image", Image, "--manifest", "deploy.toml", "--json");
+
+        using var json = JsonDocument.Parse(deploy.Stdout);
+        Assert.Equal(1, json.RootElement.GetProperty("number").GetInt32());
+        Assert.Equal(CliSession.Digest, json.RootElement.GetProperty("image_digest").GetString());
+        Assert.True(json.RootElement.GetProperty("deployed").GetBoolean());
+        Assert.Equal("shop", json.RootElement.GetProperty("manifest").GetProperty("app").GetString());
+        Assert.Contains("Created route", deploy.Stderr);
+        Assert.True(File.Exists(manifest));
+    }
+
+    [Fact]
+    public async Task A_tag_is_refused_with_a_message_about_digests_and_nothing_is_deployed()
+    {
+        using var user = await CliSession.NewEnvAsync(server, CliServerFixture.NewName());
+        user.WriteFile("trc.toml", Manifest(CliServerFixture.NewName("h") + ".example.com"));
+
+        var deploy = await user.RunAsync("deploy", "--image", "registry.example.com/shop:latest");
+
+        Assert.Equal(1, deploy.ExitCode);
+        Assert.Contains("is a tag, not a digest", deploy.Stderr);
+        Assert.Contains("OCI", deploy.Stderr);
+        Assert.Empty((await user.OkAsync("routes")).Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Skip(1));
+        Assert.Contains("\"items\": []", (await user.OkAsync("releases", "--json")).Stdout);
+    }
+
+    [Fact]
+    public async Task An_invalid_manifest_is_reported_line_by_line_and_nothing_is_sent()
+    {
+        using var user = await CliSession.NewEnvAsync(server, CliServerFixture.NewName());
+        user.WriteFile("trc.toml", "app = \"Shop\"\n[processes.web]\ncpu = 0\n");
+
+        var deploy = await user.RunAsync("deploy", "--image", Image);
+
+        Assert.Equal(1, deploy.ExitCode);
+        Assert.Contains("trc.toml:1:7: app:", deploy.Stderr);
+        Assert.Contains("trc.toml:3:7: processes.web.cpu:", deploy.Stderr);
+        Assert.Contains("3 problems; nothing was deployed", deploy.Stderr);
+        Assert.Contains("\"items\": []", (await user.OkAsync("releases", "--json")).Stdout);
+    }
+
+    [Fact]
+    public async Task A_missing_manifest_is_exit_3()
+    {
+        using var user = await CliSession.NewEnvAsync(server, CliServerFixture.NewName());
+        var deploy = await user.RunAsync("deploy", "--image", Image, "--manifest", "nope.toml");
+        Assert.Equal(3, deploy.ExitCode);
+        Assert.Contains("nope.toml: cannot read: no such file", deploy.Stderr);
+    }
+
+    [Fact]
+    public async Task Deploy_without_an_env_is_a_usage_error_naming_the_option()
+    {
+        using var user = await CliSession.NewEnvAsync(server, CliServerFixture.NewName());
+        user.Environment.Remove("TRC_ENV");
+        user.WriteFile("trc.toml", Manifest(CliServerFixture.NewName("h") + ".example.com"));
+        var deploy = await user.RunAsync("deploy", "--image", Image);
+        Assert.Equal(2, deploy.ExitCode);
+        Assert.Contains("--env", deploy.Stderr);
+    }
+
+    [Fact]
+    public async Task Deploy_to_an_app_that_does_not_exist_is_a_404_exit_1()
+    {
+        using var user = await CliSession.NewOrgAsync(server, CliServerFixture.NewName());
+        user.WriteFile("trc.toml", Manifest(CliServerFixture.NewName("h") + ".example.com"));
+        var deploy = await user.RunAsync("deploy", "--image", Image, "--env", "prod");
+        Assert.Equal(1, deploy.ExitCode);
+        Assert.Contains("app shop not found", deploy.Stderr);
+        Assert.Contains("(404 not_found)", deploy.Stderr);
+    }
+}

@@ -1,0 +1,117 @@
+using System.Text;
+using System.Text.Json;
+
+namespace Trc.Cli.Tests.Commands;
+
+public sealed class EventCommandsTests(CliServerFixture server) : IClassFixture<CliServerFixture>
+{
+    [Fact]
+    public async Task Events_print_the_orgs_log_as_a_table_or_as_the_APIs_page()
+    {
+        using var user = await CliSession.NewOrgAsync(server, CliServerFixture.NewName());
+        await user.OkAsync("apps", "create", "shop");
+
+        var table = await user.OkAsync("events");
+        Assert.Matches(@"^ID\s+TIME\s+TYPE\s+AGGREGATE\s+ACTOR\n", table.Stdout);
+        Assert.Matches(@"(?m)^\d+\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ\s+app\.created\s+app/", table.Stdout);
+        Assert.Contains("next: trc events --after ", table.Stderr);
+
+        var json = await user.OkAsync("events", "--json", "--type", "app.created");
+        using var page = JsonDocument.Parse(json.Stdout);
+        var only = Assert.Single(page.RootElement.GetProperty("events").EnumerateArray());
+        Assert.Equal("shop", only.GetProperty("payload").GetProperty("name").GetString());
+        var cursor = page.RootElement.GetProperty("next_cursor").GetInt64();
+
+        var after = await user.OkAsync("events", "--json", "--after", cursor.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        using var empty = JsonDocument.Parse(after.Stdout);
+        Assert.Empty(empty.RootElement.GetProperty("events").EnumerateArray());
+    }
+
+    [Fact]
+    public async Task Follow_prints_new_events_as_they_happen_and_stops_with_exit_0_when_cancelled()
+    {
+        using var user = await CliSession.NewOrgAsync(server, CliServerFixture.NewName());
+        var output = new SharedStream();
+        using var error = new StringWriter { NewLine = "\n" };
+        using var input = new MemoryStream();
+        using var cts = new CancellationTokenSource();
+        var run = TrcCli.RunAsync(["events", "--follow", "--json", "--type", "app.created"], user.Console(input, output, error), cts.Token);
+
+        await user.OkAsync("apps", "create", "followed");
+        var line = await output.WaitForAsync("followed", TimeSpan.FromSeconds(30));
+        using (var json = JsonDocument.Parse(line))
+        {
+            Assert.Equal("app.created", json.RootElement.GetProperty("type").GetString());
+        }
+        Assert.False(run.IsCompleted, "--follow keeps running");
+
+        await cts.CancelAsync();
+        var code = await run.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(0, code);
+    }
+
+    [Fact]
+    public async Task Follow_against_an_unreachable_server_fails_at_once_with_exit_5()
+    {
+        using var user = server.NewSession();
+        user.Environment["TRC_URL"] = $"http://127.0.0.1:{CliServerFixture.ClosedPort()}";
+        user.Environment["TRC_TOKEN"] = server.AdminToken;
+        var result = await user.RunAsync("events", "--follow");
+        Assert.Equal(5, result.ExitCode);
+    }
+
+    /// <summary>Standard output that a test can read while the command is still writing it.</summary>
+    private sealed class SharedStream : Stream
+    {
+        private readonly MemoryStream _buffer = new();
+
+        public override bool CanRead => false;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => true;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override void Write(byte[] buffer, int offset, int count)
+        {
+            lock (_buffer)
+            {
+                _buffer.Write(buffer, offset, count);
+            }
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        /// <summary>The first complete line containing <paramref name="text"/>.</summary>
+        public async Task<string> WaitForAsync(string text, TimeSpan timeout)
+        {
+            var deadline = DateTime.UtcNow + timeout;
+            while (DateTime.UtcNow < deadline)
+            {
+                string written;
+                lock (_buffer)
+                {
+                    written = Encoding.UTF8.GetString(_buffer.ToArray());
+                }
+                var line = written.Split('\n').SkipLast(1).FirstOrDefault(l => l.Contains(text, StringComparison.Ordinal));
+                if (line is not null)
+                {
+                    return line;
+                }
+                await Task.Delay(50);
+            }
+            throw new TimeoutException($"no line with \"{text}\" within {timeout}");
+        }
+    }
+}
