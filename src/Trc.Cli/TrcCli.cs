@@ -14,6 +14,7 @@ public static class TrcCli
             behind an L4 edge that routes TLS by SNI without terminating it.
             """);
         root.Subcommands.Add(ServerCommand.Create(console));
+        root.Subcommands.Add(EdgeCommand.Create(console));
         root.Subcommands.Add(TomlCommands.Create(console));
         foreach (var command in ManifestCommands.Create(console))
         {

@@ -53,7 +53,7 @@ public static class TomlKeys
     /// joiners) written as <c>\uXXXX</c> so that a message printed to a terminal can neither carry
     /// escape sequences from the document nor display text other than what it holds.
     /// </summary>
-    internal static string Printable(ReadOnlySpan<char> text, int max)
+    public static string Printable(ReadOnlySpan<char> text, int max)
     {
         var cut = Math.Min(text.Length, max);
         // Parsed text has no lone surrogate, so a high surrogate at the cut means the cut split a pair.

@@ -1,0 +1,104 @@
+using System.CommandLine;
+using System.Net;
+using System.Runtime.InteropServices;
+using Microsoft.Extensions.Logging;
+using Trc.Edge;
+using Trc.Edge.Proxy;
+using Trc.Edge.Routing;
+
+namespace Trc.Cli.Commands;
+
+/// <summary><c>trc edge</c>: the L4 ingress.</summary>
+internal static class EdgeCommand
+{
+    public static Command Create(CliConsole console)
+    {
+        var routes = new Option<string>("--routes") { Description = "The routes file (TOML; see docs/edge.md). Read again when it changes or on SIGHUP.", Required = true, HelpName = "FILE" };
+        var metrics = new Option<string?>("--metrics") { Description = "Serve Prometheus metrics at http://ADDRESS:PORT/metrics, like 127.0.0.1:9180. Default: off.", HelpName = "ADDRESS:PORT" };
+        var logLevel = new Option<LogLevel>("--log-level") { Description = "Least level logged: Trace, Debug (every refused connection), Information (the default), Warning, Error.", DefaultValueFactory = _ => LogLevel.Information, HelpName = "LEVEL" };
+        var json = new Option<bool>("--log-json") { Description = "Write logs as JSON lines (structured) instead of text." };
+        var command = new Command("edge", """
+            Run the L4 edge: accept TCP connections on the routes' addresses, route TLS by the SNI
+            name of the ClientHello without terminating it (or raw TCP by port), optionally prepend
+            a PROXY v2 header, and copy bytes both ways unchanged.
+
+            Today the edge reads its routes from a file (standalone mode); following the control
+            plane's change stream arrives with the node agent.
+
+            Examples:
+              trc edge --routes /etc/trc/edge-routes.toml
+              trc edge --routes routes.toml --metrics 127.0.0.1:9180 --log-level Debug
+            """);
+        command.Options.Add(routes);
+        command.Options.Add(metrics);
+        command.Options.Add(logLevel);
+        command.Options.Add(json);
+        command.SetAction(async (parse, ct) =>
+        {
+            IPEndPoint? metricsEndpoint = null;
+            if (parse.GetValue(metrics) is { } m)
+            {
+                if (!RoutesFile.TryParseEndpoint(m, out var endpoint, out var problem))
+                {
+                    console.Err.WriteLine($"trc edge: --metrics: {problem}");
+                    return ExitCodes.Usage;
+                }
+                metricsEndpoint = endpoint;
+            }
+            using var loggers = LoggerFactory.Create(b =>
+            {
+                b.SetMinimumLevel(parse.GetValue(logLevel));
+                if (parse.GetValue(json))
+                {
+                    b.AddJsonConsole();
+                }
+                else
+                {
+                    b.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ "; o.UseUtcTimestamp = true; });
+                }
+            });
+            EdgeHost host;
+            try
+            {
+                host = await EdgeHost.StartAsync(new EdgeHostOptions { RoutesFile = Path.GetFullPath(parse.GetValue(routes)!, console.WorkingDirectory), Metrics = metricsEndpoint }, loggers, ct);
+            }
+            catch (RoutesFileException e)
+            {
+                console.Err.WriteLine($"trc edge: {e.Message}");
+                return ExitCodes.Invalid;
+            }
+            catch (Exception e) when (e is EdgeListenException or System.Net.Sockets.SocketException)
+            {
+                console.Err.WriteLine($"trc edge: {e.Message}");
+                return ExitCodes.IoError;
+            }
+            await using (host)
+            {
+                using var hup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
+                {
+                    context.Cancel = true;
+                    host.Reload();
+                });
+                foreach (var route in host.Server.Table.Routes)
+                {
+                    console.Out.WriteLine($"trc edge: {route.Name}: {host.Server.BoundEndpoint(route.Listen)} -> {string.Join(", ", route.Backends)}{(route.ProxyV2 ? " (PROXY v2)" : "")}");
+                }
+                if (host.MetricsBound is { } bound)
+                {
+                    console.Out.WriteLine($"trc edge: metrics on http://{bound}/metrics");
+                }
+                try
+                {
+                    await Task.Delay(Timeout.Infinite, ct);
+                }
+                catch (OperationCanceledException)
+                {
+                    console.Out.WriteLine($"trc edge: stopping; open connections have {host.Server.Settings.DrainTimeout.TotalSeconds:0} s to finish");
+                }
+                await host.StopAsync(host.Server.Settings.DrainTimeout, CancellationToken.None);
+            }
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+}

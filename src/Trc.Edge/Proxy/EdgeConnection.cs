@@ -1,0 +1,72 @@
+using System.Net;
+using System.Net.Sockets;
+using Trc.Edge.Metrics;
+
+namespace Trc.Edge.Proxy;
+
+/// <summary>
+/// One client connection and, once routed, its backend connection. The sweeper reads the
+/// deadlines; <see cref="Abort"/> closes both sockets, which ends any pending read or write.
+/// </summary>
+internal sealed class EdgeConnection(long id, Socket client, long acceptedAt)
+{
+    private int _aborted;
+    private Socket? _backend;
+
+    public long Id { get; } = id;
+
+    public Socket Client { get; } = client;
+
+    /// <summary>When the whole hello must have arrived (a timestamp), or 0 once it has.</summary>
+    public long HelloDeadline;
+
+    /// <summary>When a byte last moved either way (a timestamp).</summary>
+    public long LastActivity = acceptedAt;
+
+    /// <summary>When a drained connection is closed (a timestamp), or 0.</summary>
+    public long DrainDeadline;
+
+    /// <summary>The backend the connection was forwarded to, once connected.</summary>
+    public IPEndPoint? Backend { get; private set; }
+
+    public RouteMetrics? Route { get; set; }
+
+    /// <summary>Why the edge closed it, once it has.</summary>
+    public CloseCause? AbortCause { get; private set; }
+
+    public bool IsAborted => Volatile.Read(ref _aborted) != 0;
+
+    /// <summary>Records the backend socket; false (and the socket closed) when the connection was aborted meanwhile.</summary>
+    public bool SetBackend(Socket socket, IPEndPoint endpoint)
+    {
+        Backend = endpoint;
+        Volatile.Write(ref _backend, socket);
+        if (IsAborted)
+        {
+            socket.Dispose();
+            return false;
+        }
+        return true;
+    }
+
+    /// <summary>Closes both sockets for <paramref name="cause"/>; the first cause wins.</summary>
+    public bool Abort(CloseCause cause)
+    {
+        if (Interlocked.Exchange(ref _aborted, 1) != 0)
+        {
+            return false;
+        }
+        AbortCause = cause;
+        Client.Dispose();
+        Volatile.Read(ref _backend)?.Dispose();
+        return true;
+    }
+
+    /// <summary>Closes both sockets after a normal end.</summary>
+    public void Close()
+    {
+        Interlocked.Exchange(ref _aborted, 1);
+        Client.Dispose();
+        Volatile.Read(ref _backend)?.Dispose();
+    }
+}
