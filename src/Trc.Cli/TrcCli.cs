@@ -36,15 +36,13 @@ public static class TrcCli
     {
         var root = Build(console);
         var parse = root.Parse(args);
-        var config = new InvocationConfiguration { Output = console.Out, Error = console.Err };
+        // Ctrl+C or SIGTERM cancels the command; servers (trc server, trc edge) then drain open
+        // work, so the process is not killed after the library's default 2 s.
+        var config = new InvocationConfiguration { Output = console.Out, Error = console.Err, ProcessTerminationTimeout = TimeSpan.FromSeconds(45) };
         if (parse.Errors.Count > 0)
         {
-            foreach (var error in parse.Errors)
-            {
-                console.Err.WriteLine($"trc: {error.Message}");
-            }
-            console.Err.WriteLine("Run 'trc --help' (or 'trc COMMAND --help') for usage.");
-            return ExitCodes.Usage;
+            // Redacted: a mistyped command line may hold a token or a secret value.
+            return Remote.ParseErrors.Print(console, parse, args);
         }
         return parse.Invoke(config);
     }
@@ -58,12 +56,8 @@ public static class TrcCli
         var parse = Build(console).Parse(args);
         if (parse.Errors.Count > 0)
         {
-            foreach (var error in parse.Errors)
-            {
-                console.Err.WriteLine($"trc: {error.Message}");
-            }
-            console.Err.WriteLine("Run 'trc --help' (or 'trc COMMAND --help') for usage.");
-            return ExitCodes.Usage;
+            // Redacted: a mistyped command line may hold a token or a secret value.
+            return Remote.ParseErrors.Print(console, parse, args);
         }
         return await parse.InvokeAsync(new InvocationConfiguration { Output = console.Out, Error = console.Err, ProcessTerminationTimeout = null }, ct).ConfigureAwait(false);
     }

@@ -16,7 +16,10 @@ public sealed partial class TrcClient
     /// or token should not be retried). Once connected, a dropped or silent connection, or a 5xx
     /// answer to a reconnect, is retried with a bounded exponential backoff, resuming after the
     /// last event received (<c>Last-Event-ID</c>), so no event is skipped or repeated; a 4xx answer
-    /// (a revoked token, say) is thrown.
+    /// (a revoked token, say) is thrown. <see cref="EventStreamOptions.MaxReconnectAttempts"/> counts
+    /// reconnects that failed in a row: one that opens the stream again resets it, so a quiet stream
+    /// behind a proxy that cuts connections now and then lives on. The backoff starts over once the
+    /// stream delivers an event or stays up for <see cref="EventStreamOptions.MaxReconnectDelay"/>.
     /// </summary>
     public async IAsyncEnumerable<EventView> StreamEventsAsync(EventQuery? query = null, EventStreamOptions? options = null, [EnumeratorCancellation] CancellationToken ct = default)
     {
@@ -24,7 +27,10 @@ public sealed partial class TrcClient
         options ??= EventStreamOptions.Default;
         long? lastId = null;
         Exception? lastError = null;
+        // attempt: reconnects since the stream last worked, for the backoff; failures: reconnects
+        // in a row that did not open the stream, for MaxReconnectAttempts.
         var attempt = 0;
+        var failures = 0;
         var first = true;
         var buffer = new byte[16384];
         var events = new List<ServerSentEvent>();
@@ -33,7 +39,8 @@ public sealed partial class TrcClient
             if (!first)
             {
                 attempt++;
-                if (options.MaxReconnectAttempts is { } max && attempt > max)
+                failures++;
+                if (options.MaxReconnectAttempts is { } max && failures > max)
                 {
                     throw lastError ?? new TrcConnectionException($"the event stream from {BaseAddress} ended and could not be resumed", BaseAddress);
                 }
@@ -51,6 +58,7 @@ public sealed partial class TrcClient
             }
             first = false;
             lastError = null;
+            var opened = options.TimeProvider.GetTimestamp();
             using (response)
             {
                 var (stream, openError) = await ReadStreamAsync(response!, ct).ConfigureAwait(false);
@@ -59,6 +67,7 @@ public sealed partial class TrcClient
                     lastError = openError;
                     continue;
                 }
+                failures = 0;
                 await using var streamScope = stream.ConfigureAwait(false);
                 using var idle = CancellationTokenSource.CreateLinkedTokenSource(ct);
                 var parser = new ServerSentEventParser();
@@ -84,6 +93,12 @@ public sealed partial class TrcClient
                         throw new TrcApiException(response!.StatusCode, null,
                             $"the event stream from {BaseAddress} sent an event larger than {parser.MaxEventBytes / (1024 * 1024)} MiB", BaseAddress);
                     }
+                }
+                // A connection that stayed up a while was a working stream (a proxy cutting idle
+                // connections, say): come back quickly. One that dropped at once keeps backing off.
+                if (options.TimeProvider.GetElapsedTime(opened) >= options.MaxReconnectDelay)
+                {
+                    attempt = 0;
                 }
             }
         }

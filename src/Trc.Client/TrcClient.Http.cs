@@ -188,7 +188,7 @@ public sealed partial class TrcClient
                 var problem = JsonSerializer.Deserialize<ProblemView>(body, ApiJson.ClientOptions);
                 if (problem is not null && !string.IsNullOrEmpty(problem.Code))
                 {
-                    return new TrcApiException(status, problem, problem.Detail ?? problem.Title ?? problem.Code, BaseAddress, retryAfter);
+                    return new TrcApiException(status, problem, RedactToken(problem.Detail ?? problem.Title ?? problem.Code), BaseAddress, retryAfter);
                 }
             }
             catch (JsonException)
@@ -198,8 +198,10 @@ public sealed partial class TrcClient
         }
         var excerpt = Excerpt(media, body);
         var hint = media is "text/html" ? "; a proxy or another web server seems to answer at this URL" : "";
+        // The reason phrase is the server's (or a proxy's) text, like the body: cleaned the same way.
+        var reason = response.ReasonPhrase is { Length: > 0 } phrase ? " " + Printable(RedactToken(phrase), 100) : "";
         return new TrcApiException(status, null,
-            $"the server at {BaseAddress} answered HTTP {(int)status} {response.ReasonPhrase} with {Describe(media)}, not a trc API problem{hint}{(excerpt.Length > 0 ? $": \"{excerpt}\"" : "")}",
+            $"the server at {BaseAddress} answered HTTP {(int)status}{reason} with {Describe(Printable(media, 100))}, not a trc API problem{hint}{(excerpt.Length > 0 ? $": \"{excerpt}\"" : "")}",
             BaseAddress, retryAfter);
     }
 
@@ -219,9 +221,22 @@ public sealed partial class TrcClient
         }
         var line = text.Trim().Split('\n', 2)[0].Trim();
         // The token is never printed, even if something in between echoes request headers.
-        line = line.Replace(_token, "[token]", StringComparison.Ordinal);
-        var printable = new string(line.Take(200).Select(c => char.IsControl(c) ? ' ' : c).ToArray());
-        return line.Length > 200 ? printable + "..." : printable;
+        return Printable(RedactToken(line), 200);
+    }
+
+    /// <summary>The text with the token replaced, should a server or proxy echo the request's headers.</summary>
+    private string RedactToken(string text) => text.Replace(_token, "[token]", StringComparison.Ordinal);
+
+    /// <summary>At most <paramref name="max"/> characters on one line: control characters become spaces.</summary>
+    [return: System.Diagnostics.CodeAnalysis.NotNullIfNotNull(nameof(text))]
+    private static string? Printable(string? text, int max)
+    {
+        if (text is null)
+        {
+            return null;
+        }
+        var printable = new string(text.Take(max).Select(c => char.IsControl(c) ? ' ' : c).ToArray());
+        return text.Length > max ? printable + "..." : printable;
     }
 
     private static bool IsJson(string? media) =>

@@ -168,7 +168,9 @@ public sealed partial class TrcClient : IDisposable
 
     /// <summary>
     /// Deploys: records a release (the image pinned to a digest, the manifest's TOML) and makes it the
-    /// env's deployed release. The env must already have the routes and volumes the manifest lists.
+    /// env's deployed release. In the same atomic change the server creates the routes and volumes
+    /// the manifest lists that the env does not have, and changes those it has with other settings;
+    /// when any part is refused nothing is created.
     /// </summary>
     public Task<ReleaseView> DeployAsync(string org, string app, string env, DeployRequest request, string? idempotencyKey = null, CancellationToken ct = default) =>
         SendAsync<ReleaseView>(HttpMethod.Post, ApiPaths.Releases(org, app, env), request, idempotencyKey, ct);
@@ -238,16 +240,29 @@ public sealed partial class TrcClient : IDisposable
     public Task<SecretsView> ListSecretsAsync(string org, string app, string env, CancellationToken ct = default) =>
         GetAsync<SecretsView>(ApiPaths.Secrets(org, app, env), ct);
 
-    /// <summary>The exact secrets file (<c># TRC_SECRETS_V1</c>) of the env (owners only).</summary>
+    /// <summary>
+    /// The exact secrets file (<c># TRC_SECRETS_V1</c>) of the env (owners only). An answer that is
+    /// not one (a captive portal's or a proxy's page with status 200) is a <see cref="TrcApiException"/>,
+    /// never bytes to write into a file.
+    /// </summary>
     public async Task<byte[]> RenderSecretsAsync(string org, string app, string env, CancellationToken ct = default)
     {
         using var request = NewRequest(HttpMethod.Get, ApiPaths.SecretsRender(org, app, env), null, null);
         return await ExecuteAsync(request, async (response, token) =>
         {
             await EnsureSuccessAsync(response, token).ConfigureAwait(false);
-            return await ReadBodyAsync(response, MaxSecretsBytes, token).ConfigureAwait(false);
+            var media = response.Content.Headers.ContentType?.MediaType;
+            var body = await ReadBodyAsync(response, MaxSecretsBytes, token).ConfigureAwait(false);
+            if (media != "text/plain" || !body.AsSpan().StartsWith(SecretsHeader))
+            {
+                throw new TrcApiException(response.StatusCode, null,
+                    $"the server at {BaseAddress} answered HTTP {(int)response.StatusCode} with {Describe(Printable(media, 100))} that is not a secrets file (# TRC_SECRETS_V1); is this the URL of a trc server?", BaseAddress);
+            }
+            return body;
         }, ct).ConfigureAwait(false);
     }
+
+    private static readonly byte[] SecretsHeader = System.Text.Encoding.ASCII.GetBytes(Trc.Core.Secrets.SecretsFile.Header + "\n");
 
     // ---- volumes -----------------------------------------------------------------------------------
 

@@ -79,6 +79,47 @@ public sealed class TrcClientErrorTests(ServerFixture fixture) : IClassFixture<S
     }
 
     [Fact]
+    public async Task A_reason_phrase_that_echoes_the_token_is_redacted()
+    {
+        await using var proxy = new CannedHttpServer(_ => CannedHttpServer.Response($"502 Bad Gateway for Bearer {Token}", "text/plain", "upstream down"));
+        using var client = new TrcClient(proxy.Address, Token);
+        var e = await Assert.ThrowsAsync<TrcApiException>(() => client.ListOrgsAsync());
+        Assert.Contains("HTTP 502 Bad Gateway for Bearer [token]", e.Message);
+        Assert.DoesNotContain("SECRET", e.ToString());
+    }
+
+    [Fact]
+    public async Task A_problem_detail_that_echoes_the_token_is_redacted()
+    {
+        await using var proxy = new CannedHttpServer(_ => CannedHttpServer.Response("400 Bad Request", "application/problem+json",
+            $$"""{"type":"x","title":"Bad","status":400,"detail":"bad header Bearer {{Token}}","code":"invalid_json","field":null}"""));
+        using var client = new TrcClient(proxy.Address, Token);
+        var e = await Assert.ThrowsAsync<TrcApiException>(() => client.ListOrgsAsync());
+        Assert.Equal("bad header Bearer [token]", e.Message);
+    }
+
+    [Theory]
+    [InlineData("text/html", "<html><title>Welcome to the hotel wifi</title></html>")]
+    [InlineData("text/plain", "not a secrets file\n")]
+    public async Task Rendering_secrets_refuses_a_200_that_is_not_a_secrets_file(string contentType, string body)
+    {
+        await using var portal = new CannedHttpServer(_ => CannedHttpServer.Response("200 OK", contentType, body));
+        using var client = new TrcClient(portal.Address, Token);
+        var e = await Assert.ThrowsAsync<TrcApiException>(() => client.RenderSecretsAsync("acme", "shop", "prod"));
+        Assert.Contains("not a secrets file", e.Message);
+        Assert.Contains(contentType, e.Message);
+    }
+
+    [Fact]
+    public async Task Rendering_secrets_returns_a_secrets_file_byte_for_byte()
+    {
+        const string file = "# TRC_SECRETS_V1\nA=1\n";
+        await using var server = new CannedHttpServer(_ => CannedHttpServer.Response("200 OK", "text/plain; charset=utf-8", file));
+        using var client = new TrcClient(server.Address, Token);
+        Assert.Equal(System.Text.Encoding.UTF8.GetBytes(file), await client.RenderSecretsAsync("acme", "shop", "prod"));
+    }
+
+    [Fact]
     public async Task A_redirect_is_not_followed_and_names_the_new_address()
     {
         await using var old = new CannedHttpServer(_ => CannedHttpServer.Response("301 Moved Permanently", "text/plain", "moved",

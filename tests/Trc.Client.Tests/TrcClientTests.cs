@@ -110,25 +110,19 @@ public sealed class TrcClientTests(ServerFixture fixture) : IClassFixture<Server
     }
 
     [Fact]
-    public async Task Deploy_after_creating_the_manifests_route_and_volume_records_release_1()
+    public async Task Deploy_creates_the_manifests_route_and_volume_with_release_1_in_one_call()
     {
         var org = ServerFixture.NewName();
         var owner = await Server.NewEnvAsync(org);
         var hostname = ServerFixture.NewName("h") + ".example.com";
 
-        var missing = await Assert.ThrowsAsync<TrcApiException>(() =>
-            owner.DeployAsync(org, "shop", "prod", new DeployRequest(ClientTestServer.Image, ClientTestServer.Manifest("shop", hostname))));
-        Assert.Equal(HttpStatusCode.Conflict, missing.StatusCode);
-        Assert.Equal("route_missing", missing.Code);
-        Assert.Equal("manifest.routes", missing.Field);
-
-        await owner.CreateRouteAsync(org, "shop", "prod", new CreateRouteRequest(hostname, 8443, Process: "web"));
-        var noVolume = await Assert.ThrowsAsync<TrcApiException>(() =>
-            owner.DeployAsync(org, "shop", "prod", new DeployRequest(ClientTestServer.Image, ClientTestServer.Manifest("shop", hostname))));
-        Assert.Equal("volume_missing", noVolume.Code);
-
-        await owner.CreateVolumeAsync(org, "shop", "prod", new CreateVolumeRequest("data", "1Gi", "web", true));
         var release = await owner.DeployAsync(org, "shop", "prod", new DeployRequest(ClientTestServer.Image, ClientTestServer.Manifest("shop", hostname)));
+
+        var route = Assert.Single((await owner.ListRoutesAsync(org, "shop", "prod")).Items);
+        Assert.Equal((hostname, 443, "web", 8443), (route.Hostname, route.ListenPort, route.Process, route.BackendPort));
+        var volume = Assert.Single((await owner.ListVolumesAsync(org, "shop", "prod")).Items);
+        Assert.Equal(("data", 1L << 30, "web", true), (volume.Name, volume.SizeBytes, volume.Process, volume.BackupEnabled));
+        Assert.Equal(1, (await owner.GetQuotasAsync(org)).Usage.Routes);
         Assert.Equal(1, release.Number);
         Assert.True(release.Deployed);
         Assert.Equal("sha256:" + new string('a', 64), release.ImageDigest);

@@ -135,6 +135,52 @@ public abstract class ConcurrencyTests(ServerFixture fixture)
     }
 
     [Fact]
+    public async Task Two_orgs_deploying_one_new_hostname_at_once_exactly_one_gets_it_and_the_other_deploys_nothing()
+    {
+        for (var round = 0; round < 5; round++)
+        {
+            var (a, b) = (Setup.OrgName(), Setup.OrgName());
+            var ownerA = await Setup.ShopAsync(Server, a);
+            var ownerB = await Setup.ShopAsync(Server, b);
+            var host = $"race-{Guid.NewGuid().ToString("N")[..8]}.example.com";
+            // Each manifest also has a hostname of its own, which the loser must not keep.
+            string Manifest(string own) => Setup.Manifest + $"\n[[routes]]\nhostname = \"{own}\"\nbackend_port = 8443\n\n[[routes]]\nhostname = \"{host}\"\nbackend_port = 8443\n";
+            var responses = await RaceAsync(
+                () => TestServer.Send(ownerA, HttpMethod.Post, ApiPaths.Releases(a, "shop", "prod"), new DeployRequest(Setup.Image, Manifest("a-" + host))),
+                () => TestServer.Send(ownerB, HttpMethod.Post, ApiPaths.Releases(b, "shop", "prod"), new DeployRequest(Setup.Image, Manifest("b-" + host))));
+            Assert.Single(responses, r => r.StatusCode == HttpStatusCode.Created);
+            var lost = Assert.Single(responses, r => r.StatusCode == HttpStatusCode.Conflict);
+            Assert.Equal("hostname_taken", (await lost.Content.ReadFromJsonAsync<ProblemView>(ApiJson.ClientOptions))!.Code);
+
+            var (winner, loser, loserOrg) = responses[0].StatusCode == HttpStatusCode.Created ? (ownerA, ownerB, b) : (ownerB, ownerA, a);
+            var winnerOrg = loserOrg == a ? b : a;
+            Assert.Equal(2, (await TestServer.Send(winner, HttpMethod.Get, ApiPaths.Routes(winnerOrg, "shop", "prod")).Json<ListView<RouteView>>()).Items.Count);
+            Assert.Empty((await TestServer.Send(loser, HttpMethod.Get, ApiPaths.Routes(loserOrg, "shop", "prod")).Json<ListView<RouteView>>()).Items);
+            Assert.Single((await TestServer.Send(loser, HttpMethod.Get, ApiPaths.Releases(loserOrg, "shop", "prod")).Json<ListView<ReleaseView>>()).Items);
+            Assert.Equal(0, (await TestServer.Send(loser, HttpMethod.Get, ApiPaths.Quotas(loserOrg)).Json<QuotaView>()).Usage.Routes);
+        }
+    }
+
+    [Fact]
+    public async Task Deploys_with_new_routes_to_different_envs_of_one_org_all_succeed()
+    {
+        // They share the org's usage and the port 443 aggregate: both are side aggregates, so the
+        // server decides again instead of answering 409.
+        var envs = Enumerable.Range(1, 6).Select(i => $"env{i}").ToArray();
+        var org = Setup.OrgName();
+        var owner = await Setup.ShopAsync(Server, org, false, envs);
+        var deploys = await RaceAsync(envs.Select(env => (Func<ApiCall>)(() =>
+            TestServer.Send(owner, HttpMethod.Post, ApiPaths.Releases(org, "shop", env), new DeployRequest(Setup.Image,
+                Setup.Manifest + $"\n[[routes]]\nhostname = \"{env}-{Guid.NewGuid().ToString("N")[..8]}.example.com\"\nbackend_port = 8443\n")))).ToArray());
+        foreach (var r in deploys)
+        {
+            Assert.True(r.StatusCode == HttpStatusCode.Created, await r.Content.ReadAsStringAsync());
+        }
+        var usage = (await TestServer.Send(owner, HttpMethod.Get, ApiPaths.Quotas(org)).Json<QuotaView>()).Usage;
+        Assert.Equal((envs.Length, envs.Length * (256L << 20)), (usage.Routes, usage.MemoryBytes));
+    }
+
+    [Fact]
     public async Task Two_envs_enabling_ipv4_at_once_get_different_addresses()
     {
         var org = Setup.OrgName();

@@ -78,7 +78,7 @@ public abstract class SecretsVolumesTokensTests(ServerFixture fixture)
     }
 
     [Fact]
-    public async Task Volumes_are_declared_per_env_and_a_manifest_needs_them_declared()
+    public async Task Volumes_are_declared_per_env_and_a_deploy_declares_the_manifests_own()
     {
         var org = Setup.OrgName();
         var owner = await Setup.ShopAsync(Server, org, deploy: false);
@@ -88,9 +88,9 @@ public abstract class SecretsVolumesTokensTests(ServerFixture fixture)
         Assert.Equal("size", (await TestServer.Send(owner, HttpMethod.Post, ApiPaths.Volumes(org, "shop", "prod"), new CreateVolumeRequest("logs", "10GB")).Problem(HttpStatusCode.UnprocessableEntity, "invalid_size")).Field);
 
         var withVolume = Setup.Manifest + "\n[[volumes]]\nname = \"cache\"\nsize = \"1Gi\"\n";
-        await TestServer.Send(owner, HttpMethod.Post, ApiPaths.Releases(org, "shop", "prod"), new DeployRequest(Setup.Image, withVolume)).Problem(HttpStatusCode.Conflict, "volume_missing");
-        await TestServer.Send(owner, HttpMethod.Post, ApiPaths.Volumes(org, "shop", "prod"), new CreateVolumeRequest("cache", "1Gi")).Expect(HttpStatusCode.Created);
         await TestServer.Send(owner, HttpMethod.Post, ApiPaths.Releases(org, "shop", "prod"), new DeployRequest(Setup.Image, withVolume)).Expect(HttpStatusCode.Created);
+        Assert.Equal(new VolumeView("cache", 1L << 30, "web", true, "/mnt/volumes/cache"),
+            (await TestServer.Send(owner, HttpMethod.Get, ApiPaths.Volumes(org, "shop", "prod")).Json<ListView<VolumeView>>()).Items.Single(v => v.Name == "cache"));
         await TestServer.Send(owner, HttpMethod.Delete, ApiPaths.Volume(org, "shop", "prod", "cache")).Problem(HttpStatusCode.Conflict, "volume_in_use");
         await TestServer.Send(owner, HttpMethod.Delete, ApiPaths.Volume(org, "shop", "prod", "data")).Expect(HttpStatusCode.NoContent);
         Assert.Equal(["cache"], (await TestServer.Send(owner, HttpMethod.Get, ApiPaths.Volumes(org, "shop", "prod")).Json<ListView<VolumeView>>()).Items.Select(v => v.Name));

@@ -48,7 +48,8 @@ internal static class AppCommands
                 context.PrintJson(app);
                 return ExitCodes.Ok;
             }
-            console.Out.WriteLine($"Created app {app.Name} in org {app.Org}. Next: trc envs create prod --app {app.Name}");
+            console.Out.WriteLine($"Created app {TextTable.Clean(app.Name)} in org {TextTable.Clean(app.Org)}.");
+            console.Err.WriteLine($"Next: trc envs create prod --app {TextTable.Clean(app.Name)}");
             return ExitCodes.Ok;
         });
         apps.Subcommands.Add(create);
@@ -112,7 +113,8 @@ internal static class AppCommands
                 context.PrintJson(env);
                 return ExitCodes.Ok;
             }
-            console.Out.WriteLine($"Created env {env.Name} of app {env.App}. Next: trc deploy --env {env.Name} --image REPO@sha256:...");
+            console.Out.WriteLine($"Created env {TextTable.Clean(env.Name)} of app {TextTable.Clean(env.App)}.");
+            console.Err.WriteLine($"Next: trc deploy --env {TextTable.Clean(env.Name)} --image REPO@sha256:...");
             return ExitCodes.Ok;
         });
         envs.Subcommands.Add(create);

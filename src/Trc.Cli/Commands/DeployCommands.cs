@@ -26,10 +26,13 @@ internal static partial class DeployCommands
         var manifest = new Option<string>("--manifest") { Description = "The manifest. Default: ./trc.toml.", HelpName = "FILE", DefaultValueFactory = _ => "trc.toml" };
         var command = new Command("deploy", """
             Deploy an image with a manifest to an env: check the manifest here first (its
-            problems are printed, exit 1), create the routes and declare the volumes it lists
-            that the env does not have yet, then record the release and make it the env's.
-            The app is the manifest's app. The image must be pinned to a digest; a tag is
-            refused (resolving tags arrives with the OCI registry work).
+            problems are printed, exit 1), then send it in one call. The server records the
+            release, makes it the env's, and creates the routes and volumes the manifest lists
+            that the env does not have yet, or changes those it has with other settings, all
+            at once: when any part is refused (a hostname bound elsewhere, a quota, a volume
+            resized), nothing is created and the server's reason is printed. It never deletes
+            a route or a volume. The app is the manifest's app. The image must be pinned to a
+            digest; a tag is refused (resolving tags arrives with the OCI registry work).
 
             Examples:
               trc deploy --env prod --image registry.example.com/shop@sha256:4f1c...e9a0
@@ -45,40 +48,26 @@ internal static partial class DeployCommands
             var (path, text, loaded) = LoadManifest(context, context.Value(manifest)!);
             var app = loaded.App;
             var (org, env) = (context.Org, context.Env);
-            // Progress goes where it cannot spoil --json.
-            var progress = context.Json ? console.Err : console.Out;
 
-            var routes = (await context.Client.ListRoutesAsync(org, app, env, ct).ConfigureAwait(false)).Items;
-            foreach (var route in loaded.Routes.Where(r => !routes.Any(have => have.Hostname == r.Hostname && have.ListenPort == r.ListenPort)))
-            {
-                await context.Client.CreateRouteAsync(org, app, env, new CreateRouteRequest(
-                    route.Hostname,
-                    route.BackendPort,
-                    route.ListenPort,
-                    route.Protocol == RouteProtocol.TcpRaw ? "tcp_raw" : "tls_passthrough",
-                    route.Process,
-                    route.ProxyProtocol == ProxyProtocolMode.V2 ? "v2" : "off",
-                    route.BackendExpectsProxyProtocol,
-                    route.Ipv4Required), ct: ct).ConfigureAwait(false);
-                progress.WriteLine($"Created route {route.Hostname}:{route.ListenPort} -> {route.Process}:{route.BackendPort}");
-            }
-            var volumes = (await context.Client.ListVolumesAsync(org, app, env, ct).ConfigureAwait(false)).Items;
-            foreach (var volume in loaded.Volumes.Where(v => !volumes.Any(have => have.Name == v.Name)))
-            {
-                await context.Client.CreateVolumeAsync(org, app, env,
-                    new CreateVolumeRequest(volume.Name, ByteSize.Format(volume.SizeBytes), volume.Process, volume.BackupEnabled), ct: ct).ConfigureAwait(false);
-                progress.WriteLine($"Declared volume {volume.Name} ({ByteSize.Format(volume.SizeBytes)}, process {volume.Process})");
-            }
-
+            // One call: the server creates or changes the routes and volumes with the release, atomically.
             var release = await context.Client.DeployAsync(org, app, env, new DeployRequest(imageRef, text), ct: ct).ConfigureAwait(false);
             if (context.Json)
             {
                 context.PrintJson(release);
                 return ExitCodes.Ok;
             }
-            console.Out.WriteLine($"Deployed release {release.Number} of {app} to {org}/{app}/{env} (manifest {path}).");
-            console.Out.WriteLine($"  image:  {release.Image}");
-            console.Out.WriteLine($"  digest: {release.ImageDigest}");
+            console.Out.WriteLine(TextTable.Clean($"Deployed release {release.Number} of {app} to {org}/{app}/{env} (manifest {path})."));
+            console.Out.WriteLine($"  image:  {TextTable.Clean(release.Image)}");
+            console.Out.WriteLine($"  digest: {TextTable.Clean(release.ImageDigest)}");
+            // What the env now has for this release: the manifest's routes and volumes, as it declares them.
+            foreach (var route in loaded.Routes)
+            {
+                console.Out.WriteLine($"  route:  {route.Hostname}:{route.ListenPort} -> {route.Process}:{route.BackendPort}");
+            }
+            foreach (var volume in loaded.Volumes)
+            {
+                console.Out.WriteLine($"  volume: {volume.Name} ({ByteSize.Format(volume.SizeBytes)}, process {volume.Process})");
+            }
             return ExitCodes.Ok;
         });
         return command;

@@ -93,12 +93,16 @@ internal static class EdgeCommand
                 }
                 catch (OperationCanceledException)
                 {
-                    console.Out.WriteLine($"trc edge: stopping; open connections have {host.Server.Settings.DrainTimeout.TotalSeconds:0} s to finish");
+                    console.Out.WriteLine($"trc edge: stopping; open connections have {Grace(host).TotalSeconds:0} s to finish");
                 }
-                await host.StopAsync(host.Server.Settings.DrainTimeout, CancellationToken.None);
+                await host.StopAsync(Grace(host), CancellationToken.None);
             }
             return ExitCodes.Ok;
         });
         return command;
     }
+
+    /// <summary>The drain timeout, capped below the CLI's 45 s limit on a stopping command.</summary>
+    private static TimeSpan Grace(EdgeHost host) =>
+        host.Server.Settings.DrainTimeout < TimeSpan.FromSeconds(40) ? host.Server.Settings.DrainTimeout : TimeSpan.FromSeconds(40);
 }

@@ -33,7 +33,7 @@ internal static class EventCommands
         var target = Target.Add(command, org: true, json: true);
         RemoteCommand.SetAction(command, console, target, async (context, ct) =>
         {
-            var org = context.Value(target.Org) is { Length: > 0 } o ? o : context.Variable("TRC_ORG") ?? context.Config.Org;
+            var org = context.OrgOrNull;
             var typeList = context.Value(types) is { Length: > 0 } t ? t : null;
             if (!context.Value(follow))
             {
@@ -49,17 +49,20 @@ internal static class EventCommands
                     table.Add(TextTable.Number(e.Id), TextTable.Time(e.OccurredAt), e.Type, $"{e.AggregateType}/{e.AggregateId}", e.ActorId?.ToString());
                 }
                 table.Write(console.Out);
-                if (page.Events.Count > 0)
+                // The cursor also moves past events a filter skipped: the hint repeats the filters.
+                if (page.NextCursor > context.Value(after))
                 {
-                    console.Err.WriteLine($"next: trc events --after {page.NextCursor}");
+                    var filters = string.Concat((typeList ?? []).Select(t => $" --type {t}"))
+                        + (context.Value(limit) is { } n ? $" --limit {n}" : "");
+                    console.Err.WriteLine(TextTable.Clean($"next: trc events --after {page.NextCursor}{filters}"));
                 }
                 return ExitCodes.Ok;
             }
 
             var options = EventStreamOptions.Default with
             {
-                Reconnecting = r => console.Err.WriteLine(
-                    $"trc: the event stream was interrupted{(r.Error is null ? "" : $" ({r.Error.Message})")}; reconnecting in {r.Delay.TotalSeconds:0.0} s{(r.LastEventId is { } id ? $" after event {id}" : "")}"),
+                Reconnecting = r => console.Err.WriteLine(TextTable.Clean(
+                    $"trc: the event stream was interrupted{(r.Error is null ? "" : $" ({r.Error.Message})")}; reconnecting in {r.Delay.TotalSeconds:0.0} s{(r.LastEventId is { } id ? $" after event {id}" : "")}")),
             };
             try
             {
@@ -71,13 +74,13 @@ internal static class EventCommands
                     }
                     else
                     {
-                        console.Out.WriteLine($"{e.Id,8}  {TextTable.Time(e.OccurredAt)}  {e.Type,-26}  {e.AggregateType}/{e.AggregateId}");
+                        console.Out.WriteLine(TextTable.Clean($"{e.Id,8}  {TextTable.Time(e.OccurredAt)}  {e.Type,-26}  {e.AggregateType}/{e.AggregateId}"));
                     }
                 }
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
-                // Ctrl+C is how a follow ends.
+                // Ctrl+C is how a follow ends, so it is a success (exit 0), not an interruption (130).
             }
             return ExitCodes.Ok;
         });

@@ -19,14 +19,14 @@ internal static class LoginCommands
 
     private static Command Login(CliConsole console)
     {
-        var url = new Option<string?>("--url") { Description = "The server, like https://trc.example.com. Default: TRC_URL, else the saved one.", HelpName = "URL" };
+        var url = Target.NotEmpty(new Option<string?>("--url") { Description = "The server, like https://trc.example.com. Default: TRC_URL, else the saved one.", HelpName = "URL" });
         var token = new Option<string?>("--token")
         {
             Description = "The API token. Default: TRC_TOKEN, else one line read from stdin (better: a flag lands in your shell history).",
             HelpName = "TOKEN",
         };
-        var org = new Option<string?>("--org") { Description = "The default org. Default: the token's own org.", HelpName = "ORG" };
-        var env = new Option<string?>("--env") { Description = "A default env (like prod) for commands that take --env.", HelpName = "ENV" };
+        var org = Target.NotEmpty(new Option<string?>("--org") { Description = "The default org. Default: the token's own org.", HelpName = "ORG" });
+        var env = Target.NotEmpty(new Option<string?>("--env") { Description = "A default env (like prod) for commands that take --env.", HelpName = "ENV" });
         var command = new Command("login", """
             Check a token with the server (whoami) and save the server URL, the token and a
             default org in $XDG_CONFIG_HOME/trc/config.toml (else ~/.config/trc/config.toml),
@@ -58,6 +58,7 @@ internal static class LoginCommands
                 {
                     throw new CliFailure(ExitCodes.Invalid, $"\"{RemoteContext.Printable(address)}\": {e.Message.Split(" (Parameter", 2)[0]}");
                 }
+                RemoteContext.WarnIfCleartext(console, server);
                 TrcClient client;
                 try
                 {
@@ -73,7 +74,7 @@ internal static class LoginCommands
                     var wanted = parse.GetValue(org);
                     if (wanted is not null && me.Org is not null && wanted != me.Org)
                     {
-                        throw new CliFailure(ExitCodes.Invalid, $"this token belongs to org {me.Org}, not {RemoteContext.Printable(wanted)}");
+                        throw new CliFailure(ExitCodes.Invalid, $"this token belongs to org {TextTable.Clean(me.Org)}, not {RemoteContext.Printable(wanted)}");
                     }
                     var defaultOrg = wanted ?? me.Org;
                     if (defaultOrg is not null && me.Org is null)
@@ -82,7 +83,7 @@ internal static class LoginCommands
                     }
                     var path = context.ConfigPath;
                     new CliConfig(client.BaseAddress.ToString().TrimEnd('/'), secret, defaultOrg, parse.GetValue(env)).Save(path);
-                    console.Out.WriteLine($"Logged in to {client.BaseAddress.ToString().TrimEnd('/')} as {me.TokenName} (role {me.Role}{(defaultOrg is null ? "" : $", org {defaultOrg}")}).");
+                    console.Out.WriteLine(TextTable.Clean($"Logged in to {client.BaseAddress.ToString().TrimEnd('/')} as {me.TokenName} (role {me.Role}{(defaultOrg is null ? "" : $", org {defaultOrg}")})."));
                     console.Out.WriteLine($"Saved to {path} (readable by you only).");
                     return ExitCodes.Ok;
                 }

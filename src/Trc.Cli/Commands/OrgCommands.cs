@@ -96,7 +96,7 @@ internal static class OrgCommands
                 context.PrintJson(org);
                 return ExitCodes.Ok;
             }
-            console.Out.WriteLine($"Created org {org.Name}.");
+            console.Out.WriteLine($"Created org {TextTable.Clean(org.Name)}.");
             return ExitCodes.Ok;
         });
         return command;
@@ -319,7 +319,7 @@ internal static class OrgCommands
         RemoteCommand.SetAction(command, console, target, async (context, ct) =>
         {
             var created = await context.Client.CreateTokenAsync(context.Org, context.Value(name)!, context.Value(role)!, ct: ct).ConfigureAwait(false);
-            console.Err.WriteLine($"Created token {created.Name} ({created.Role}) in org {context.Org}, id {created.Id}.");
+            console.Err.WriteLine($"Created token {TextTable.Clean(created.Name)} ({TextTable.Clean(created.Role)}) in org {TextTable.Clean(context.Org)}, id {created.Id}.");
             console.Err.WriteLine("This is the only time the token is shown; store it now (it cannot be shown again):");
             if (context.Json)
             {
@@ -327,7 +327,7 @@ internal static class OrgCommands
             }
             else
             {
-                console.Out.WriteLine(created.Token);
+                console.Out.WriteLine(TextTable.Clean(created.Token));
             }
             return ExitCodes.Ok;
         });

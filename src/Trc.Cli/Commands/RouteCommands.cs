@@ -115,7 +115,7 @@ internal static class RouteCommands
                 context.PrintJson(route);
                 return ExitCodes.Ok;
             }
-            console.Out.WriteLine($"Created route {route.Hostname}:{route.ListenPort} ({route.Protocol}) -> {route.Process}:{route.BackendPort} in {route.Org}/{route.App}/{route.Env}.");
+            console.Out.WriteLine(TextTable.Clean($"Created route {route.Hostname}:{route.ListenPort} ({route.Protocol}) -> {route.Process}:{route.BackendPort} in {route.Org}/{route.App}/{route.Env}."));
             return ExitCodes.Ok;
         });
         return command;
@@ -180,7 +180,7 @@ internal static class RouteCommands
                 context.PrintJson(address);
                 return ExitCodes.Ok;
             }
-            console.Out.WriteLine($"Env {context.Env} has the IPv4 address {address.Address} (ports {string.Join(", ", address.Ports)}).");
+            console.Out.WriteLine(TextTable.Clean($"Env {context.Env} has the IPv4 address {address.Address} (ports {string.Join(", ", address.Ports)})."));
             return ExitCodes.Ok;
         });
         ipv4.Subcommands.Add(enable);

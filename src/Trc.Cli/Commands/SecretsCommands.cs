@@ -144,7 +144,7 @@ internal static class SecretsCommands
             console.Out.WriteLine($"Version {result.Version}, {result.Names.Count} secret{(result.Names.Count == 1 ? "" : "s")}:");
             foreach (var name in result.Names)
             {
-                console.Out.WriteLine($"  {name}");
+                console.Out.WriteLine($"  {TextTable.Clean(name)}");
             }
             return ExitCodes.Ok;
         });
@@ -218,7 +218,9 @@ internal static class SecretsCommands
             {
                 return RenderFromJson(console, Path.IsPathRooted(path) ? path : context.FullPath(path));
             }
-            var file = await context.Client.RenderSecretsAsync(context.Org, context.App, context.Env, ct).ConfigureAwait(false);
+            // Only --env, never TRC_ENV or the saved env: this prints secret values.
+            var envName = context.Given(env) ?? throw new CliFailure(ExitCodes.Usage, "trc secrets render needs --env ENV; it never falls back to a default env");
+            var file = await context.Client.RenderSecretsAsync(context.Org, context.App, envName, ct).ConfigureAwait(false);
             await console.OutStream.WriteAsync(file, ct).ConfigureAwait(false);
             await console.OutStream.FlushAsync(ct).ConfigureAwait(false);
             return ExitCodes.Ok;

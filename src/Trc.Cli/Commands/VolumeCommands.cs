@@ -52,7 +52,7 @@ internal static class VolumeCommands
                 context.PrintJson(volume);
                 return ExitCodes.Ok;
             }
-            console.Out.WriteLine($"Declared volume {volume.Name} ({TextTable.Bytes(volume.SizeBytes)}, process {volume.Process}, mounted at {volume.MountPath}).");
+            console.Out.WriteLine(TextTable.Clean($"Declared volume {volume.Name} ({TextTable.Bytes(volume.SizeBytes)}, process {volume.Process}, mounted at {volume.MountPath})."));
             return ExitCodes.Ok;
         });
         volumes.Subcommands.Add(create);

@@ -29,9 +29,9 @@ internal sealed class Target
     {
         var target = new Target
         {
-            Org = org ? new Option<string?>("--org") { Description = "The org. Default: TRC_ORG, else the org saved by trc login.", HelpName = "ORG" } : null,
-            App = app ? new Option<string?>("--app") { Description = "The app. Default: TRC_APP, else app in ./trc.toml.", HelpName = "APP" } : null,
-            Env = env ? new Option<string?>("--env") { Description = "The env. Default: TRC_ENV, else the env saved by trc login.", HelpName = "ENV" } : null,
+            Org = org ? NotEmpty(new Option<string?>("--org") { Description = "The org. Default: TRC_ORG, else the org saved by trc login.", HelpName = "ORG" }) : null,
+            App = app ? NotEmpty(new Option<string?>("--app") { Description = "The app. Default: TRC_APP, else app in ./trc.toml.", HelpName = "APP" }) : null,
+            Env = env ? NotEmpty(new Option<string?>("--env") { Description = "The env. Default: TRC_ENV, else the env saved by trc login.", HelpName = "ENV" }) : null,
             Json = json ? new Option<bool>("--json") { Description = "Print the API's JSON instead of a table." } : null,
         };
         foreach (var option in new Option?[] { target.Org, target.App, target.Env, target.Json })
@@ -42,6 +42,22 @@ internal sealed class Target
             }
         }
         return target;
+    }
+
+    /// <summary>
+    /// Refuses an empty value (exit 2). <c>--env "$E"</c> with E unset must not quietly fall back to
+    /// the default env: a script would then act on (or print the secrets of) another env.
+    /// </summary>
+    public static Option<string?> NotEmpty(Option<string?> option)
+    {
+        option.Validators.Add(result =>
+        {
+            if (result.Tokens.Count > 0 && result.Tokens.Any(t => string.IsNullOrWhiteSpace(t.Value)))
+            {
+                result.AddError($"{option.Name} is empty: give a value (an unset shell variable, perhaps?), or leave the option out to use the default");
+            }
+        });
+        return option;
     }
 }
 
@@ -90,17 +106,25 @@ internal sealed class RemoteContext : IDisposable
     /// <summary>The value of an argument.</summary>
     public T? Value<T>(Argument<T> argument) => _parse.GetValue(argument);
 
-    public string Org => Value(_target.Org) is { Length: > 0 } org ? org
-        : Variable("TRC_ORG") ?? Config.Org
+    public string Org => Given(_target.Org) ?? Variable("TRC_ORG") ?? Config.Org
         ?? throw new CliFailure(ExitCodes.Usage, "which org? Pass --org ORG, set TRC_ORG, or save one with trc login --org ORG");
 
-    public string App => Value(_target.App) is { Length: > 0 } app ? app
-        : Variable("TRC_APP") ?? AppOfLocalManifest()
+    /// <summary>The org when one is given or saved, else null (the platform admin's whole log).</summary>
+    public string? OrgOrNull => Given(_target.Org) ?? Variable("TRC_ORG") ?? Config.Org;
+
+    public string App => Given(_target.App) ?? Variable("TRC_APP") ?? AppOfLocalManifest()
         ?? throw new CliFailure(ExitCodes.Usage, "which app? Pass --app APP, set TRC_APP, or run this where a trc.toml names the app");
 
-    public string Env => Value(_target.Env) is { Length: > 0 } env ? env
-        : Variable("TRC_ENV") ?? Config.Env
+    public string Env => Given(_target.Env) ?? Variable("TRC_ENV") ?? Config.Env
         ?? throw new CliFailure(ExitCodes.Usage, "which env? Pass --env ENV (like --env prod), set TRC_ENV, or save one with trc login --env ENV");
+
+    /// <summary>The option's value; null when it is absent. An empty value is a usage error, never "use the default".</summary>
+    public string? Given(Option<string?>? option) => Value(option) switch
+    {
+        null => null,
+        { } value when string.IsNullOrWhiteSpace(value) => throw new CliFailure(ExitCodes.Usage, $"{option!.Name} is empty: give a value, or leave the option out to use the default"),
+        { } value => value,
+    };
 
     /// <summary>A path given on the command line, resolved against the working directory.</summary>
     public string FullPath(string path) => Path.GetFullPath(path, Console.WorkingDirectory);
@@ -133,6 +157,7 @@ internal sealed class RemoteContext : IDisposable
         {
             throw new CliFailure(ExitCodes.Invalid, $"the server URL \"{Printable(url)}\" ({(Variable("TRC_URL") is null ? ConfigPath : "TRC_URL")}) is not an http:// or https:// URL");
         }
+        WarnIfCleartext(Console, address);
         try
         {
             return new TrcClient(address, token);
@@ -159,6 +184,18 @@ internal sealed class RemoteContext : IDisposable
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return null;
+        }
+    }
+
+    /// <summary>
+    /// Warns on stderr when the token would cross a network unencrypted: plain http to a host that
+    /// is not this machine. A warning, not a refusal: a private network may be trusted.
+    /// </summary>
+    internal static void WarnIfCleartext(CliConsole console, Uri server)
+    {
+        if (server.Scheme == Uri.UriSchemeHttp && !server.IsLoopback)
+        {
+            console.Err.WriteLine($"trc: warning: {server.Scheme}://{server.Authority} is plain http: the token and everything else is sent unencrypted; use https:// unless this network is trusted");
         }
     }
 
@@ -189,7 +226,7 @@ internal static class RemoteCommand
         }
         catch (CliFailure f)
         {
-            console.Err.WriteLine($"trc: {f.Message}");
+            console.Err.WriteLine($"trc: {TextTable.Clean(f.Message)}");
             return f.ExitCode;
         }
         catch (TrcApiException e)
@@ -199,7 +236,7 @@ internal static class RemoteCommand
         }
         catch (TrcConnectionException e)
         {
-            console.Err.WriteLine($"trc: {e.Message}");
+            console.Err.WriteLine($"trc: {TextTable.Clean(e.Message)}");
             return ExitCodes.Unavailable;
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -220,21 +257,24 @@ internal static class RemoteCommand
         _ => ExitCodes.Unavailable,
     };
 
-    /// <summary>The problem's detail, field, errors and code on stderr. Nothing here can hold the token.</summary>
+    /// <summary>
+    /// The problem's detail, field, errors and code on stderr, each cleaned of control characters
+    /// (they come from the server). Nothing here can hold the token.
+    /// </summary>
     public static void Report(CliConsole console, TrcApiException e)
     {
-        console.Err.WriteLine($"trc: {e.Message}");
+        console.Err.WriteLine($"trc: {TextTable.Clean(e.Message)}");
         if (e.Problem is { } problem)
         {
             if (problem.Field is { Length: > 0 } field)
             {
-                console.Err.WriteLine($"  field: {field}");
+                console.Err.WriteLine($"  field: {TextTable.Clean(field)}");
             }
             foreach (var error in problem.Errors ?? [])
             {
-                console.Err.WriteLine($"  - {error}");
+                console.Err.WriteLine($"  - {TextTable.Clean(error)}");
             }
-            console.Err.WriteLine($"  ({(int)e.StatusCode} {problem.Code})");
+            console.Err.WriteLine($"  ({(int)e.StatusCode} {TextTable.Clean(problem.Code)})");
         }
         if (e.StatusCode == HttpStatusCode.Unauthorized)
         {

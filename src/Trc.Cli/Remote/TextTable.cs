@@ -40,7 +40,12 @@ internal sealed class TextTable(params string[] headers)
         writer.WriteLine(line.TrimEnd());
     }
 
-    private static string Clean(string s) => s.Any(char.IsControl) ? new string(s.Select(c => char.IsControl(c) ? '?' : c).ToArray()) : s;
+    /// <summary>
+    /// Shows control characters as '?': every string a server sent goes through this before it
+    /// reaches the terminal, so that no server (or proxy) can move the cursor, recolour the
+    /// terminal or forge output lines.
+    /// </summary>
+    public static string Clean(string? s) => s is null ? "" : s.Any(char.IsControl) ? new string(s.Select(c => char.IsControl(c) ? '?' : c).ToArray()) : s;
 
     /// <summary>Key-value lines, keys aligned: for one object.</summary>
     public static void WriteFields(TextWriter writer, params (string Key, string? Value)[] fields)

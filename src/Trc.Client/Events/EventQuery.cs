@@ -9,7 +9,7 @@ namespace Trc.Client.Events;
 public sealed record EventQuery(string? Org = null, long After = 0, int? Limit = null, IReadOnlyList<string>? Types = null, string? Node = null);
 
 /// <summary>A dropped event stream about to be resumed.</summary>
-/// <param name="Attempt">Consecutive reconnect attempts so far, this one included (1 for the first).</param>
+/// <param name="Attempt">Reconnects since the stream last worked, this one included (1 for the first); it sets the backoff.</param>
 /// <param name="Delay">How long the stream waits before reconnecting.</param>
 /// <param name="LastEventId">The id the stream resumes after (sent as <c>Last-Event-ID</c>), or null.</param>
 /// <param name="Error">Why the connection ended; null when the server closed it cleanly.</param>
@@ -29,7 +29,7 @@ public sealed record EventStreamOptions
 
     /// <summary>
     /// Consecutive failed reconnect attempts after which the last error is thrown; null retries
-    /// until cancelled. Receiving an event resets the count.
+    /// until cancelled. A reconnect that opens the stream again resets the count.
     /// </summary>
     public int? MaxReconnectAttempts { get; init; }
 

@@ -193,11 +193,26 @@ public static class Endpoints
             }
             using var manifestJson = JsonDocument.Parse(ManifestJson.Serialize(loaded.Manifest!));
             var root = manifestJson.RootElement.Clone();
+            var envPath = $"{org}/{app}/{env}";
             var last = await s.Runner.RunAsync(Caller.Get(http), Key(http), fingerprint, async load =>
             {
+                // One decision over the env, its org and every hostname and port the manifest's new
+                // routes claim, appended in one transaction: the release and its routes and volumes
+                // exist together or not at all.
                 var state = await load.LoadAsync(e.View.Id, i => new EnvState(i), ct);
                 var orgState = await load.LoadAsync(state.OrgId, i => new OrgState(i), ct);
-                return Decisions.Deploy(state, orgState, body.Image, body.ResolvedDigests, loaded.Manifest!, root, body.ExpectedRelease);
+                var (hostnameNames, portNumbers) = Decisions.DeployNeeds(state, loaded.Manifest!);
+                var hostnames = new Dictionary<string, HostnameState>(StringComparer.Ordinal);
+                foreach (var hostname in hostnameNames)
+                {
+                    hostnames[hostname] = await load.LoadAsync(DomainIds.Hostname(hostname), i => new HostnameState(i), ct);
+                }
+                var ports = new Dictionary<int, PortState>();
+                foreach (var number in portNumbers)
+                {
+                    ports[number] = await load.LoadAsync(PortState.IdOf(number), i => new PortState(i), ct);
+                }
+                return Decisions.Deploy(state, orgState, hostnames, ports, body.Image, body.ResolvedDigests, loaded.Manifest!, root, body.ExpectedRelease, s.Policy, envPath);
             }, ct);
             // The release this request made (or, for a retry with the same Idempotency-Key, made the
             // first time): the newest release.created at or before the append's last event. Not
@@ -207,7 +222,7 @@ public static class Endpoints
             var number = EventJson.Deserialize<ReleaseCreated>(made.PayloadJson).Number;
             return Created(await s.Catalog.ReleaseAsync(e.View.Id, number, ct) ?? throw new NotReadyException($"release {number} is recorded but not yet readable"));
         }).Accepts<DeployRequest>("application/json").Produces<ReleaseView>(201).WithName("deploy")
-          .WithSummary("Record a release (image pinned to a digest + manifest) and make it the env's deployed release.");
+          .WithSummary("Deploy: record a release (image pinned to a digest + manifest), make it the env's deployed release, and create or update the manifest's routes and volumes, all in one atomic change.");
 
         v1.MapGet(path, async (HttpContext http, string org, string app, string env, CancellationToken ct) =>
         {

@@ -27,9 +27,9 @@ public sealed class CatalogProjection : IProjection
         EventNames.TokenCreated, EventNames.TokenRevoked,
         EventNames.AppCreated, EventNames.EnvCreated,
         EventNames.ReleaseCreated, EventNames.ReleaseDeployed,
-        EventNames.RouteAdded, EventNames.RouteRemoved,
+        EventNames.RouteAdded, EventNames.RouteRemoved, EventNames.RouteChanged,
         EventNames.EnvIpv4Enabled, EventNames.EnvIpv4Disabled,
-        EventNames.SecretsSet, EventNames.VolumeDeclared, EventNames.VolumeRemoved,
+        EventNames.SecretsSet, EventNames.VolumeDeclared, EventNames.VolumeRemoved, EventNames.VolumeChanged,
     ];
 
     private static readonly string[] Tables = ["cp_orgs", "cp_tokens", "cp_apps", "cp_envs", "cp_releases", "cp_routes", "cp_volumes", "cp_ipv4"];
@@ -115,6 +115,13 @@ public sealed class CatalogProjection : IProjection
                     "INSERT INTO cp_routes (env_id, org_id, hostname, listen_port, protocol, process, backend_port, proxy_protocol, backend_expects, ipv4_required, created_at) VALUES (@id, @o, @h, @p, @pr, @proc, @bp, @pp, @be, @v4, @at)",
                     ct, ("@id", id), ("@o", e.TenantId?.ToString("D")), ("@h", route.Hostname), ("@p", route.ListenPort), ("@pr", route.Protocol), ("@proc", route.Process),
                     ("@bp", route.BackendPort), ("@pp", route.ProxyProtocol), ("@be", route.BackendExpectsProxyProtocol ? 1 : 0), ("@v4", route.Ipv4Required ? 1 : 0), ("@at", at));
+            case EventNames.RouteChanged:
+                // Changed in place: the route keeps its created_at.
+                var changed = Read<RouteChanged>(e);
+                return c.ExecuteAsync(
+                    "UPDATE cp_routes SET protocol = @pr, process = @proc, backend_port = @bp, proxy_protocol = @pp, backend_expects = @be, ipv4_required = @v4 WHERE env_id = @id AND hostname = @h AND listen_port = @p",
+                    ct, ("@id", id), ("@h", changed.Hostname), ("@p", changed.ListenPort), ("@pr", changed.Protocol), ("@proc", changed.Process),
+                    ("@bp", changed.BackendPort), ("@pp", changed.ProxyProtocol), ("@be", changed.BackendExpectsProxyProtocol ? 1 : 0), ("@v4", changed.Ipv4Required ? 1 : 0));
             case EventNames.RouteRemoved:
                 var removed = Read<RouteRemoved>(e);
                 return c.ExecuteAsync("DELETE FROM cp_routes WHERE env_id = @id AND hostname = @h AND listen_port = @p", ct, ("@id", id), ("@h", removed.Hostname), ("@p", removed.ListenPort));
@@ -130,6 +137,10 @@ public sealed class CatalogProjection : IProjection
                 var volume = Read<VolumeDeclared>(e);
                 return c.ExecuteAsync("INSERT INTO cp_volumes (env_id, name, size_bytes, process, backup_enabled) VALUES (@id, @n, @s, @p, @b)",
                     ct, ("@id", id), ("@n", volume.Name), ("@s", volume.SizeBytes), ("@p", volume.Process), ("@b", volume.BackupEnabled ? 1 : 0));
+            case EventNames.VolumeChanged:
+                var volumeChanged = Read<VolumeChanged>(e);
+                return c.ExecuteAsync("UPDATE cp_volumes SET size_bytes = @s, process = @p, backup_enabled = @b WHERE env_id = @id AND name = @n",
+                    ct, ("@id", id), ("@n", volumeChanged.Name), ("@s", volumeChanged.SizeBytes), ("@p", volumeChanged.Process), ("@b", volumeChanged.BackupEnabled ? 1 : 0));
             case EventNames.VolumeRemoved:
                 return c.ExecuteAsync("DELETE FROM cp_volumes WHERE env_id = @id AND name = @n", ct, ("@id", id), ("@n", Read<VolumeRemoved>(e).Name));
             default:

@@ -114,6 +114,10 @@ public sealed record EnvView(Guid Id, string Org, string App, string Name, int D
 
 /// <summary>
 /// Deploy: record a release (image pinned to a digest, the manifest's TOML) and make it the env's.
+/// In the same atomic change, the manifest's routes and volumes the env does not have are created,
+/// and those it has with other settings are changed in place (a volume's size or process cannot
+/// change: 409 <c>volume_changed</c>; a hostname bound to another env is not moved: 409
+/// <c>hostname_bound</c>); when anything is refused, nothing is created.
 /// <c>expected_release</c>, when given, is the release the caller means to replace (0: none yet); the
 /// deploy fails with 409 <c>release_changed</c> if another deploy came first.
 /// </summary>

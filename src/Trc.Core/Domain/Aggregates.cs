@@ -224,6 +224,10 @@ public sealed class EnvState(Guid id) : AggregateState(EventNames.EnvAggregate, 
                 var route = Read<RouteAdded>(json);
                 _routes[(route.Hostname, route.ListenPort)] = route;
                 break;
+            case EventNames.RouteChanged:
+                var changed = Read<RouteChanged>(json).AsRoute();
+                _routes[(changed.Hostname, changed.ListenPort)] = changed;
+                break;
             case EventNames.RouteRemoved:
                 var removed = Read<RouteRemoved>(json);
                 _routes.Remove((removed.Hostname, removed.ListenPort));
@@ -241,6 +245,10 @@ public sealed class EnvState(Guid id) : AggregateState(EventNames.EnvAggregate, 
             case EventNames.VolumeDeclared:
                 var volume = Read<VolumeDeclared>(json);
                 _volumes[volume.Name] = volume;
+                break;
+            case EventNames.VolumeChanged:
+                var volumeChanged = Read<VolumeChanged>(json).AsVolume();
+                _volumes[volumeChanged.Name] = volumeChanged;
                 break;
             case EventNames.VolumeRemoved:
                 _volumes.Remove(Read<VolumeRemoved>(json).Name);

@@ -147,13 +147,81 @@ public static class Decisions
         return [env.Change(app.OrgId, new DomainEvent(EventNames.EnvCreated, new EnvCreated(app.OrgId, app.Id, app.Name, name)))];
     }
 
+    /// <summary>Most aggregates one command may append to; the event store's batch limit (<c>AppendRequest.MaxAggregatesPerBatch</c>).</summary>
+    public const int MaxAggregatesPerCommand = 16;
+
     /// <summary>
-    /// Records a release and makes it the env's deployed one. The image must be pinned to a digest;
-    /// the manifest must name this app; every route of the env must still be served, and every route
-    /// and volume the manifest declares must exist; the org's memory and instance quotas must hold
-    /// the release (counted at scaling.max).
+    /// The aggregates a deploy of <paramref name="manifest"/> to <paramref name="env"/> must load
+    /// besides the env and its org: the hostnames of new routes the env does not hold yet, and the
+    /// listener ports of new routes and of routes whose protocol changes. Routes that stay as they
+    /// are touch nothing, so an ordinary redeploy never reads the (large) port 443 aggregate.
     /// </summary>
-    public static IReadOnlyList<Change> Deploy(EnvState env, OrgState org, string image, IReadOnlyDictionary<string, string>? resolvedDigests, AppManifest manifest, JsonElement manifestJson, int? expectedRelease = null)
+    public static (IReadOnlyList<string> Hostnames, IReadOnlyList<int> Ports) DeployNeeds(EnvState env, AppManifest manifest)
+    {
+        var held = env.Routes.Keys.Select(k => k.Hostname).ToHashSet(StringComparer.Ordinal);
+        var hostnames = new SortedSet<string>(StringComparer.Ordinal);
+        var ports = new SortedSet<int>();
+        foreach (var route in manifest.Routes)
+        {
+            if (!env.Routes.TryGetValue((route.Hostname, route.ListenPort), out var existing))
+            {
+                ports.Add(route.ListenPort);
+                if (!held.Contains(route.Hostname))
+                {
+                    hostnames.Add(route.Hostname);
+                }
+            }
+            else if (existing.Protocol != ProtocolName(route.Protocol))
+            {
+                ports.Add(route.ListenPort);
+            }
+        }
+        return (hostnames.ToList(), ports.ToList());
+    }
+
+    /// <summary>
+    /// Deploys, atomically: records a release and makes it the env's deployed one, and brings the
+    /// env's routes and volumes in line with the manifest in the same append. The image must be
+    /// pinned to a digest; the manifest must name this app.
+    /// <list type="bullet">
+    /// <item>A route the env does not have is created with every rule of <see cref="AddRoute"/>
+    /// (hostname bound to one env platform-wide, port policy and sharing, PROXY v2 acknowledged,
+    /// IPv4 add-on and port bundle, the route quota), checked against this manifest's processes.
+    /// A hostname held by another env is never moved by a deploy (409 <c>hostname_bound</c>).</item>
+    /// <item>A route the env has with other settings (process, backend port, protocol, PROXY
+    /// protocol, IPv4) is changed in place (<c>env.route_changed</c>).</item>
+    /// <item>A volume the env does not have is declared; one with another backup flag is changed in
+    /// place (<c>env.volume_changed</c>); another size or process is refused (409
+    /// <c>volume_changed</c>): a volume's data cannot be resized or moved yet.</item>
+    /// <item>Routes and volumes the manifest does not list are left alone (a deploy never deletes),
+    /// but every route of the env must still be served by the new release (409 <c>route_unserved</c>).</item>
+    /// <item>The org's memory, instance and route quotas must hold the result (releases counted at scaling.max).</item>
+    /// </list>
+    /// Any refusal changes nothing.
+    /// </summary>
+    /// <param name="env">The env deployed to.</param>
+    /// <param name="org">Its org.</param>
+    /// <param name="hostnames">The hostname aggregates named by <see cref="DeployNeeds"/>.</param>
+    /// <param name="ports">The port aggregates named by <see cref="DeployNeeds"/>.</param>
+    /// <param name="image">The image, pinned to a digest.</param>
+    /// <param name="resolvedDigests">Digests the client resolved (per platform), if any.</param>
+    /// <param name="manifest">The validated manifest.</param>
+    /// <param name="manifestJson">Its normalized JSON, recorded with the release.</param>
+    /// <param name="expectedRelease">The release the caller means to replace, if it says.</param>
+    /// <param name="policy">The cluster's port policy.</param>
+    /// <param name="envPath">org/app/env, recorded with hostname and port claims.</param>
+    public static IReadOnlyList<Change> Deploy(
+        EnvState env,
+        OrgState org,
+        IReadOnlyDictionary<string, HostnameState> hostnames,
+        IReadOnlyDictionary<int, PortState> ports,
+        string image,
+        IReadOnlyDictionary<string, string>? resolvedDigests,
+        AppManifest manifest,
+        JsonElement manifestJson,
+        int? expectedRelease,
+        ClusterPolicy policy,
+        string envPath)
     {
         if (expectedRelease < 0)
         {
@@ -177,29 +245,117 @@ public static class Decisions
         {
             throw DomainException.Invalid("manifest_app_mismatch", "manifest.app", $"the manifest is for app \"{manifest.App}\", but this env belongs to app \"{env.AppName}\"");
         }
-        foreach (var ((host, port), route) in env.Routes)
+
+        var envEvents = new List<DomainEvent>();
+        var sideChanges = new List<Change>();
+        var plan = new PortPlan(ports);
+        var routes = new Dictionary<(string Hostname, int Port), RouteAdded>(env.Routes);
+        var claimed = new HashSet<string>(StringComparer.Ordinal);
+        var created = 0;
+        for (var i = 0; i < manifest.Routes.Count; i++)
+        {
+            var spec = manifest.Routes[i];
+            var field = $"manifest.routes[{i}]";
+            var name = $"{spec.Hostname}:{spec.ListenPort}";
+            var wanted = new RouteAdded(spec.Hostname, spec.ListenPort, ProtocolName(spec.Protocol), spec.Process, spec.BackendPort,
+                spec.ProxyProtocol == ProxyProtocolMode.V2 ? "v2" : "off", spec.BackendExpectsProxyProtocol, spec.Ipv4Required);
+            var existing = env.Routes.GetValueOrDefault((spec.Hostname, spec.ListenPort));
+            if (existing == wanted)
+            {
+                continue;
+            }
+            InRoute(field, name, () => CheckRoute(new RouteRequest(wanted.Hostname, wanted.ListenPort, wanted.Protocol, wanted.Process,
+                wanted.BackendPort, wanted.ProxyProtocol, wanted.BackendExpectsProxyProtocol, wanted.Ipv4Required)));
+            // Served by the release being made, not by the one deployed now: a deploy may add a
+            // process together with its route.
+            var process = manifest.FindProcess(wanted.Process)
+                ?? throw DomainException.Invalid("unknown_process", field + ".process", $"route {name}: this manifest has no process {wanted.Process}");
+            if (!process.Ports.Contains(wanted.BackendPort))
+            {
+                throw DomainException.Invalid("port_not_exposed", field + ".backend_port", $"route {name}: process {wanted.Process} of this manifest does not listen on port {wanted.BackendPort}");
+            }
+            if (wanted.Ipv4Required && env.Ipv4Address is null)
+            {
+                throw DomainException.Invalid("ipv4_addon_required", field + ".ipv4_required", $"route {name}: env {env.Name} has no dedicated IPv4 address: enable the IPv4 add-on first (trc ipv4 enable)");
+            }
+
+            if (existing is not null)
+            {
+                if (existing.Protocol != wanted.Protocol)
+                {
+                    plan.Release(spec.ListenPort, env.Id, existing);
+                    plan.Claim(spec.ListenPort, env, wanted, org.Id, envPath, field + ".protocol", $"route {name}: ");
+                }
+                envEvents.Add(new DomainEvent(EventNames.RouteChanged, new RouteChanged(
+                    wanted.Hostname, wanted.ListenPort, wanted.Protocol, wanted.Process, wanted.BackendPort, wanted.ProxyProtocol, wanted.BackendExpectsProxyProtocol, wanted.Ipv4Required)));
+                routes[(spec.Hostname, spec.ListenPort)] = wanted;
+                continue;
+            }
+
+            InRoute(field, name, () => policy.CheckListenPort(spec.ListenPort, env.Ipv4Address is not null));
+            if (!claimed.Contains(spec.Hostname) && !env.Routes.Keys.Any(k => k.Hostname == spec.Hostname))
+            {
+                var host = hostnames.TryGetValue(spec.Hostname, out var h) ? h : throw new InvalidOperationException($"hostname {spec.Hostname} must be loaded");
+                if (host.EnvId is { } holderId && holderId != env.Id)
+                {
+                    throw host.OrgId != org.Id
+                        ? DomainException.Conflict("hostname_taken", $"route {name}: hostname {spec.Hostname} is in use by another org", field + ".hostname")
+                        : DomainException.Conflict("hostname_bound", HostnameBoundByDeploy(spec, name, host.EnvPath), field + ".hostname");
+                }
+                if (host.EnvId is null)
+                {
+                    sideChanges.Add(host.Change(org.Id, new DomainEvent(EventNames.HostnameClaimed, new HostnameClaimed(org.Id, env.Id, envPath))));
+                }
+                claimed.Add(spec.Hostname);
+            }
+            plan.Claim(spec.ListenPort, env, wanted, org.Id, envPath, field + ".listen_port", $"route {name}: ");
+            envEvents.Add(new DomainEvent(EventNames.RouteAdded, wanted));
+            routes[(spec.Hostname, spec.ListenPort)] = wanted;
+            created++;
+        }
+        CheckIpv4Bundle(env, routes.Values, manifest, policy);
+
+        // Routes the manifest does not list stay, so the new release must still serve them.
+        var listed = manifest.Routes.Select(r => (r.Hostname, r.ListenPort)).ToHashSet();
+        foreach (var ((host, port), route) in env.Routes.Where(r => !listed.Contains(r.Key)))
         {
             var process = manifest.FindProcess(route.Process);
             if (process is null || !process.Ports.Contains(route.BackendPort))
             {
                 throw DomainException.Conflict("route_unserved",
-                    $"route {host}:{port} sends connections to process {route.Process} port {route.BackendPort}, which this manifest does not expose; change or remove the route first", "manifest");
+                    $"route {host}:{port} sends connections to process {route.Process} port {route.BackendPort}, which this manifest does not expose; list the route in the manifest with its new settings, or remove it first (trc routes delete {host} --port {port})", "manifest");
             }
         }
-        foreach (var wanted in manifest.Routes)
+
+        for (var i = 0; i < manifest.Volumes.Count; i++)
         {
-            if (!env.Routes.TryGetValue((wanted.Hostname, wanted.ListenPort), out var existing) || !Same(existing, wanted))
+            var wanted = manifest.Volumes[i];
+            var field = $"manifest.volumes[{i}]";
+            if (!env.Volumes.TryGetValue(wanted.Name, out var declared))
             {
-                throw DomainException.Conflict("route_missing",
-                    $"the manifest declares route {wanted.Hostname}:{wanted.ListenPort}, which env {env.Name} does not have (or has with other settings); create it first (trc deploy does this)", "manifest.routes");
+                CheckName(wanted.Name, field + ".name");
+                if (wanted.SizeBytes < ManifestSchema.MinVolumeBytes || wanted.SizeBytes > ManifestSchema.MaxVolumeBytes)
+                {
+                    throw DomainException.Invalid("invalid_size", field + ".size", $"volume {wanted.Name}: {ByteSize.Format(wanted.SizeBytes)} is out of range: must be between {ByteSize.Format(ManifestSchema.MinVolumeBytes)} and {ByteSize.Format(ManifestSchema.MaxVolumeBytes)}");
+                }
+                envEvents.Add(new DomainEvent(EventNames.VolumeDeclared, new VolumeDeclared(wanted.Name, wanted.SizeBytes, wanted.Process, wanted.BackupEnabled)));
+                continue;
             }
-        }
-        foreach (var wanted in manifest.Volumes)
-        {
-            if (!env.Volumes.TryGetValue(wanted.Name, out var declared) || declared.SizeBytes != wanted.SizeBytes || declared.Process != wanted.Process || declared.BackupEnabled != wanted.BackupEnabled)
+            if (declared.SizeBytes != wanted.SizeBytes)
             {
-                throw DomainException.Conflict("volume_missing",
-                    $"the manifest declares volume {wanted.Name}, which env {env.Name} does not have (or has with other settings); declare it first (trc deploy does this)", "manifest.volumes");
+                throw DomainException.Conflict("volume_changed",
+                    $"volume {wanted.Name} of env {env.Name} is {ByteSize.Format(declared.SizeBytes)}, and the manifest asks for {ByteSize.Format(wanted.SizeBytes)}; volumes cannot be resized yet: keep size = \"{ByteSize.Format(declared.SizeBytes)}\", or declare a volume under a new name",
+                    field + ".size");
+            }
+            if (declared.Process != wanted.Process)
+            {
+                throw DomainException.Conflict("volume_changed",
+                    $"volume {wanted.Name} of env {env.Name} belongs to process {declared.Process}, and the manifest attaches it to {wanted.Process}; a volume cannot move to another process: keep process = \"{declared.Process}\", or declare a volume under a new name",
+                    field + ".process");
+            }
+            if (declared.BackupEnabled != wanted.BackupEnabled)
+            {
+                envEvents.Add(new DomainEvent(EventNames.VolumeChanged, new VolumeChanged(wanted.Name, declared.SizeBytes, declared.Process, wanted.BackupEnabled)));
             }
         }
 
@@ -210,22 +366,66 @@ public static class Decisions
         {
             MemoryBytes = org.Usage.MemoryBytes - (current?.MemoryBytes ?? 0) + memory,
             Instances = org.Usage.Instances - (current?.Instances ?? 0) + instances,
+            Routes = org.Usage.Routes + created,
         };
         var number = env.Releases.Count + 1;
         var release = new ReleaseCreated(number, image!, match.Groups["digest"].Value, resolvedDigests, manifestJson, env.SecretsVersion, memory, instances);
-        return
-        [
-            env.Change(env.OrgId, new DomainEvent(EventNames.ReleaseCreated, release), new DomainEvent(EventNames.ReleaseDeployed, new ReleaseDeployed(number))),
-            org.Change(org.Id, org.UseChange(usage, $"release {number} of {env.AppName}/{env.Name}")),
-        ];
+        envEvents.Add(new DomainEvent(EventNames.ReleaseCreated, release));
+        envEvents.Add(new DomainEvent(EventNames.ReleaseDeployed, new ReleaseDeployed(number)));
+        var reason = $"release {number} of {env.AppName}/{env.Name}{(created == 0 ? "" : $" with {created} new route{(created == 1 ? "" : "s")}")}";
+
+        var changes = new List<Change> { env.Change(env.OrgId, envEvents.ToArray()) };
+        changes.AddRange(sideChanges);
+        changes.AddRange(plan.Changes());
+        changes.Add(org.Change(org.Id, org.UseChange(usage, reason)));
+        if (changes.Count > MaxAggregatesPerCommand)
+        {
+            throw DomainException.Invalid("too_many_changes", "manifest.routes",
+                $"this deploy would claim {sideChanges.Count} hostnames and change {changes.Count - 2 - sideChanges.Count} listener ports at once, more than one atomic change can hold ({MaxAggregatesPerCommand - 2} together); deploy with fewer of the new routes first, then with the rest");
+        }
+        return changes;
     }
 
-    private static bool Same(RouteAdded existing, RouteSpec wanted) =>
-        existing.Process == wanted.Process
-        && existing.BackendPort == wanted.BackendPort
-        && existing.Protocol == (wanted.Protocol == RouteProtocol.TcpRaw ? "tcp_raw" : "tls_passthrough")
-        && existing.ProxyProtocol == (wanted.ProxyProtocol == ProxyProtocolMode.V2 ? "v2" : "off")
-        && existing.Ipv4Required == wanted.Ipv4Required;
+    private static string ProtocolName(RouteProtocol protocol) => protocol == RouteProtocol.TcpRaw ? "tcp_raw" : "tls_passthrough";
+
+    private static string HostnameBoundByDeploy(RouteSpec spec, string name, string? holderPath)
+    {
+        var parts = (holderPath ?? "").Split('/');
+        var where = parts.Length == 3 ? $" --app {parts[1]} --env {parts[2]}" : "";
+        return $"route {name}: hostname {spec.Hostname} is bound to {holderPath}, and a deploy does not move hostnames between envs; "
+            + $"free it there (trc routes delete {spec.Hostname} --port PORT{where}, for each of its routes) "
+            + "or move it here with trc routes create --move (which needs the release deployed here to serve it), then deploy again";
+    }
+
+    /// <summary>Runs a check of one manifest route, naming the route in the message and its field in the manifest.</summary>
+    private static void InRoute(string field, string name, Action check)
+    {
+        try
+        {
+            check();
+        }
+        catch (DomainException e)
+        {
+            throw new DomainException(e.Kind, e.Code, $"route {name}: {e.Message}", e.Field is null ? field : $"{field}.{e.Field}") { Extensions = e.Extensions };
+        }
+    }
+
+    /// <summary>The IPv4 add-on includes 80, 443 and a few more ports; a deploy may not make the env use more than that.</summary>
+    private static void CheckIpv4Bundle(EnvState env, IEnumerable<RouteAdded> after, AppManifest manifest, ClusterPolicy policy)
+    {
+        var before = ExtraIpv4Ports(env.Routes.Values, policy);
+        var now = ExtraIpv4Ports(after, policy);
+        if (now.Count <= policy.Ipv4ExtraPorts || now.IsSubsetOf(before))
+        {
+            return;
+        }
+        var index = manifest.Routes.ToList().FindIndex(r => r.Ipv4Required && now.Contains(r.ListenPort) && !before.Contains(r.ListenPort));
+        throw DomainException.Invalid("ipv4_port_bundle_exceeded", index < 0 ? "manifest.routes" : $"manifest.routes[{index}].listen_port",
+            $"the IPv4 add-on includes 80, 443 and {policy.Ipv4ExtraPorts} more ports; with this manifest env {env.Name} would use {string.Join(", ", now.Order())}");
+    }
+
+    private static HashSet<int> ExtraIpv4Ports(IEnumerable<RouteAdded> routes, ClusterPolicy policy) =>
+        routes.Where(r => r.Ipv4Required && !policy.DefaultPorts.Contains(r.ListenPort)).Select(r => r.ListenPort).ToHashSet();
 
     /// <summary>Checks a route request's own fields; throws naming the field.</summary>
     public static void CheckRoute(RouteRequest route)
@@ -291,11 +491,11 @@ public static class Decisions
             var manifest = deployed.Manifest;
             if (!manifest.GetProperty("processes").TryGetProperty(route.Process, out var process))
             {
-                throw DomainException.Invalid("unknown_process", "process", $"the deployed release {deployed.Number} has no process {route.Process}");
+                throw DomainException.Invalid("unknown_process", "process", $"the deployed release {deployed.Number} has no process {route.Process}; to add a process and its route together, declare both in the manifest and deploy it");
             }
             if (!process.GetProperty("ports").EnumerateArray().Any(p => p.GetInt32() == route.BackendPort))
             {
-                throw DomainException.Invalid("port_not_exposed", "backend_port", $"process {route.Process} of release {deployed.Number} does not listen on port {route.BackendPort}");
+                throw DomainException.Invalid("port_not_exposed", "backend_port", $"process {route.Process} of release {deployed.Number} does not listen on port {route.BackendPort}; to change its ports and the route together, declare both in the manifest and deploy it");
             }
         }
         if (env.Routes.ContainsKey((route.Hostname, route.ListenPort)))
@@ -304,8 +504,7 @@ public static class Decisions
         }
 
         var changes = new List<Change>();
-        var envEvents = new List<DomainEvent>();
-        var portEvents = ports.Keys.ToDictionary(p => p, _ => new List<DomainEvent>());
+        var plan = new PortPlan(ports);
         var usage = org.Usage;
 
         if (host.EnvId is { } holderId && holderId != env.Id)
@@ -324,14 +523,10 @@ public static class Decisions
                 throw new InvalidOperationException("the holder env must be loaded to move a hostname");
             }
             var leaving = holder.Routes.Values.Where(r => r.Hostname == route.Hostname).ToList();
-            if (leaving.Any(r => !ports.ContainsKey(r.ListenPort)))
-            {
-                throw new InvalidOperationException("every port of the moved routes must be loaded");
-            }
             changes.Add(holder.Change(holder.OrgId, leaving.Select(r => new DomainEvent(EventNames.RouteRemoved, new RouteRemoved(r.Hostname, r.ListenPort))).ToArray()));
             foreach (var r in leaving)
             {
-                portEvents[r.ListenPort].Add(PortRelease(holder.Id, r));
+                plan.Release(r.ListenPort, holder.Id, r);
             }
             usage = usage with { Routes = usage.Routes - leaving.Count };
             changes.Add(host.Change(org.Id, new DomainEvent(EventNames.HostnameMoved, new HostnameMoved(org.Id, holderId, env.Id, envPath))));
@@ -341,40 +536,65 @@ public static class Decisions
             changes.Add(host.Change(org.Id, new DomainEvent(EventNames.HostnameClaimed, new HostnameClaimed(org.Id, env.Id, envPath))));
         }
 
-        // The shared listener port: SNI routes share it; a raw route needs it alone.
-        var port = ports[route.ListenPort];
-        var pending = portEvents[route.ListenPort];
-        var rawFreedByMove = pending.Any(e => e.Type == EventNames.PortRawReleased);
-        var sniLeft = port.SniRoutes - pending.Count(e => e.Type == EventNames.PortSniRemoved);
-        var rawHolder = rawFreedByMove ? null : port.RawEnvId;
-        if (rawHolder is not null)
-        {
-            throw DomainException.Conflict("port_taken",
-                $"port {route.ListenPort} is held by a tcp_raw route{(rawHolder == env.Id ? $" of env {env.Name}" : " of another env")}, which is routed by port alone", "listen_port");
-        }
-        if (route.Protocol == "tcp_raw")
-        {
-            if (sniLeft > 0)
-            {
-                throw DomainException.Conflict("port_taken",
-                    $"port {route.ListenPort} carries TLS routes told apart by hostname; a tcp_raw route needs a port of its own", "listen_port");
-            }
-            pending.Add(new DomainEvent(EventNames.PortRawClaimed, new PortRawClaimed(org.Id, env.Id, envPath)));
-        }
-        else
-        {
-            pending.Add(new DomainEvent(EventNames.PortSniAdded, new PortSniAdded(env.Id, route.Hostname)));
-        }
-
-        envEvents.Add(new DomainEvent(EventNames.RouteAdded, new RouteAdded(
-            route.Hostname, route.ListenPort, route.Protocol, route.Process, route.BackendPort, route.ProxyProtocol, route.BackendExpectsProxyProtocol, route.Ipv4Required)));
-        changes.Insert(0, env.Change(env.OrgId, envEvents.ToArray()));
-        foreach (var (number, events) in portEvents.Where(p => p.Value.Count > 0))
-        {
-            changes.Add(ports[number].Change(null, events.ToArray()));
-        }
+        var added = new RouteAdded(route.Hostname, route.ListenPort, route.Protocol, route.Process, route.BackendPort, route.ProxyProtocol, route.BackendExpectsProxyProtocol, route.Ipv4Required);
+        plan.Claim(route.ListenPort, env, added, org.Id, envPath, "listen_port", "");
+        changes.Insert(0, env.Change(env.OrgId, new DomainEvent(EventNames.RouteAdded, added)));
+        changes.AddRange(plan.Changes());
         changes.Add(org.Change(org.Id, org.UseChange(usage with { Routes = usage.Routes + 1 }, $"route {route.Hostname}:{route.ListenPort}")));
         return changes;
+    }
+
+    /// <summary>
+    /// The changes a command makes to the shared listener's ports, checked as they are planned: a
+    /// port carries TLS routes told apart by SNI (any number, any env) or one raw TCP route, which
+    /// is routed by port alone. Releases planned earlier (a moved hostname, a changed protocol)
+    /// count before the claims after them.
+    /// </summary>
+    private sealed class PortPlan(IReadOnlyDictionary<int, PortState> ports)
+    {
+        private readonly Dictionary<int, List<DomainEvent>> _events = [];
+        private readonly Dictionary<int, (Guid? RawEnvId, int SniRoutes)> _after = [];
+
+        public void Release(int port, Guid envId, RouteAdded route)
+        {
+            var (raw, sni) = After(port);
+            Events(port).Add(PortRelease(envId, route));
+            _after[port] = route.Protocol == "tcp_raw" ? (null, sni) : (raw, sni - 1);
+        }
+
+        public void Claim(int port, EnvState env, RouteAdded route, Guid orgId, string envPath, string field, string prefix)
+        {
+            var (raw, sni) = After(port);
+            if (raw is { } rawHolder)
+            {
+                throw DomainException.Conflict("port_taken",
+                    $"{prefix}port {port} is held by a tcp_raw route{(rawHolder == env.Id ? $" of env {env.Name}" : " of another env")}, which is routed by port alone", field);
+            }
+            if (route.Protocol == "tcp_raw")
+            {
+                if (sni > 0)
+                {
+                    throw DomainException.Conflict("port_taken",
+                        $"{prefix}port {port} carries TLS routes told apart by hostname; a tcp_raw route needs a port of its own", field);
+                }
+                Events(port).Add(new DomainEvent(EventNames.PortRawClaimed, new PortRawClaimed(orgId, env.Id, envPath)));
+                _after[port] = (env.Id, sni);
+            }
+            else
+            {
+                Events(port).Add(new DomainEvent(EventNames.PortSniAdded, new PortSniAdded(env.Id, route.Hostname)));
+                _after[port] = (raw, sni + 1);
+            }
+        }
+
+        public IEnumerable<Change> Changes() => _events.Where(p => p.Value.Count > 0).Select(p => Port(p.Key).Change(null, p.Value.ToArray()));
+
+        private (Guid? RawEnvId, int SniRoutes) After(int port) =>
+            _after.TryGetValue(port, out var state) ? state : (Port(port).RawEnvId, Port(port).SniRoutes);
+
+        private List<DomainEvent> Events(int port) => _events.TryGetValue(port, out var list) ? list : _events[port] = [];
+
+        private PortState Port(int port) => ports.TryGetValue(port, out var state) ? state : throw new InvalidOperationException($"port {port} must be loaded");
     }
 
     private static DomainEvent PortRelease(Guid envId, RouteAdded route) => route.Protocol == "tcp_raw"

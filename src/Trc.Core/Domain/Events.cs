@@ -42,6 +42,7 @@ public static class EventNames
     public const string ReleaseDeployed = "env.release_deployed";
     public const string RouteAdded = "env.route_added";
     public const string RouteRemoved = "env.route_removed";
+    public const string RouteChanged = "env.route_changed";
     public const string HostnameClaimed = "hostname.claimed";
     public const string HostnameMoved = "hostname.moved";
     public const string HostnameReleased = "hostname.released";
@@ -52,6 +53,7 @@ public static class EventNames
     public const string SecretsSet = "env.secrets_set";
     public const string VolumeDeclared = "env.volume_declared";
     public const string VolumeRemoved = "env.volume_removed";
+    public const string VolumeChanged = "env.volume_changed";
     public const string PortSniAdded = "port.sni_added";
     public const string PortSniRemoved = "port.sni_removed";
     public const string PortRawClaimed = "port.raw_claimed";
@@ -116,6 +118,21 @@ public sealed record RouteAdded(
 
 public sealed record RouteRemoved(string Hostname, int ListenPort);
 
+/// <summary>A deploy changed an existing route in place; the payload is the route's new settings in full.</summary>
+public sealed record RouteChanged(
+    string Hostname,
+    int ListenPort,
+    string Protocol,
+    string Process,
+    int BackendPort,
+    string ProxyProtocol,
+    bool BackendExpectsProxyProtocol,
+    bool Ipv4Required)
+{
+    /// <summary>The route as it is now.</summary>
+    public RouteAdded AsRoute() => new(Hostname, ListenPort, Protocol, Process, BackendPort, ProxyProtocol, BackendExpectsProxyProtocol, Ipv4Required);
+}
+
 public sealed record HostnameClaimed(Guid OrgId, Guid EnvId, string EnvPath);
 
 public sealed record HostnameMoved(Guid OrgId, Guid FromEnvId, Guid ToEnvId, string ToEnvPath);
@@ -135,6 +152,13 @@ public sealed record SecretsSet(int Version, IReadOnlyList<string> Names, Guid B
 public sealed record VolumeDeclared(string Name, long SizeBytes, string Process, bool BackupEnabled);
 
 public sealed record VolumeRemoved(string Name);
+
+/// <summary>A deploy changed an existing volume's settings in place (today only its backup flag); the payload is the volume in full.</summary>
+public sealed record VolumeChanged(string Name, long SizeBytes, string Process, bool BackupEnabled)
+{
+    /// <summary>The volume as it is now.</summary>
+    public VolumeDeclared AsVolume() => new(Name, SizeBytes, Process, BackupEnabled);
+}
 
 public sealed record PortSniAdded(Guid EnvId, string Hostname);
 

@@ -46,6 +46,18 @@ public sealed class AppCommandsTests(CliServerFixture server) : IClassFixture<Cl
     }
 
     [Fact]
+    public async Task Create_prints_what_it_made_on_stdout_and_the_next_step_on_stderr()
+    {
+        using var user = await CliSession.NewOrgAsync(server, CliServerFixture.NewName());
+        var app = await user.OkAsync("apps", "create", "shop");
+        Assert.Equal($"Created app shop in org {user.Environment["TRC_ORG"]}.\n", app.Stdout);
+        Assert.Equal("Next: trc envs create prod --app shop\n", app.Stderr);
+        var env = await user.OkAsync("envs", "create", "prod", "--app", "shop");
+        Assert.Equal("Created env prod of app shop.\n", env.Stdout);
+        Assert.StartsWith("Next: trc deploy --env prod", env.Stderr);
+    }
+
+    [Fact]
     public async Task Envs_without_any_app_is_a_usage_error()
     {
         using var user = await CliSession.NewOrgAsync(server, CliServerFixture.NewName());

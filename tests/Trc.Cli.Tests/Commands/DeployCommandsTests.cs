@@ -29,7 +29,7 @@ public sealed class DeployCommandsTests(CliServerFixture server) : IClassFixture
         """;
 
     [Fact]
-    public async Task Deploy_from_a_manifest_creates_its_route_and_volume_then_records_release_1()
+    public async Task Deploy_from_a_manifest_creates_its_route_and_volume_with_release_1()
     {
         var org = CliServerFixture.NewName();
         using var user = await CliSession.NewOrgAsync(server, org);
@@ -41,10 +41,11 @@ public sealed class DeployCommandsTests(CliServerFixture server) : IClassFixture
 
         var deploy = await user.OkAsync("deploy", "--env", "prod", "--image", Image);
 
-        Assert.Contains($"Created route {hostname}:443 -> web:8443", deploy.Stdout);
-        Assert.Contains("Declared volume data (2Gi, process web)", deploy.Stdout);
         Assert.Contains($"Deployed release 1 of shop to {org}/shop/prod", deploy.Stdout);
         Assert.Contains("digest: " + CliSession.Digest, deploy.Stdout);
+        Assert.Contains($"  route:  {hostname}:443 -> web:8443\n", deploy.Stdout);
+        Assert.Contains("  volume: data (2Gi, process web)\n", deploy.Stdout);
+        Assert.Empty(deploy.Stderr);
 
         var routes = await user.OkAsync("routes", "--env", "prod", "--json");
         using (var json = JsonDocument.Parse(routes.Stdout))
@@ -57,9 +58,8 @@ public sealed class DeployCommandsTests(CliServerFixture server) : IClassFixture
 
         // The second deploy finds both in place and only records the release.
         var again = await user.OkAsync("deploy", "--env", "prod", "--image", "registry.example.com/shop@sha256:" + new string('b', 64));
-        Assert.DoesNotContain("Created route", again.Stdout);
-        Assert.DoesNotContain("Declared volume", again.Stdout);
         Assert.Contains("Deployed release 2", again.Stdout);
+        Assert.Single((await user.OkAsync("routes", "--env", "prod")).Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Skip(1));
 
         var releases = await user.OkAsync("releases", "--env", "prod");
         var lines = releases.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
@@ -84,8 +84,108 @@ public sealed class DeployCommandsTests(CliServerFixture server) : IClassFixture
         Assert.Equal(CliSession.Digest, json.RootElement.GetProperty("image_digest").GetString());
         Assert.True(json.RootElement.GetProperty("deployed").GetBoolean());
         Assert.Equal("shop", json.RootElement.GetProperty("manifest").GetProperty("app").GetString());
-        Assert.Contains("Created route", deploy.Stderr);
+        Assert.Empty(deploy.Stderr);
         Assert.True(File.Exists(manifest));
+    }
+
+    [Fact]
+    public async Task Deploy_adds_a_process_and_its_route_in_one_command()
+    {
+        using var user = await CliSession.NewEnvAsync(server, CliServerFixture.NewName());
+        var web = CliServerFixture.NewName("h") + ".example.com";
+        user.WriteFile("trc.toml", Manifest(web));
+        await user.OkAsync("deploy", "--image", Image);
+
+        var api = CliServerFixture.NewName("api") + ".example.com";
+        user.WriteFile("trc.toml", Manifest(web) + $$"""
+
+            [processes.api]
+            ports = [5432]
+            memory = "128Mi"
+
+            [[routes]]
+            hostname = "{{api}}"
+            process = "api"
+            backend_port = 5432
+            """);
+        var deploy = await user.OkAsync("deploy", "--image", Image);
+
+        Assert.Contains("Deployed release 2", deploy.Stdout);
+        Assert.Contains($"  route:  {api}:443 -> api:5432", deploy.Stdout);
+        Assert.Matches($@"(?m)^{api.Replace(".", "\\.", StringComparison.Ordinal)}\s+443\s+tls_passthrough\s+api\s+5432", (await user.OkAsync("routes")).Stdout);
+    }
+
+    [Fact]
+    public async Task Deploy_changes_a_routes_backend_port_and_a_volumes_backup_flag_in_place()
+    {
+        using var user = await CliSession.NewEnvAsync(server, CliServerFixture.NewName());
+        var hostname = CliServerFixture.NewName("h") + ".example.com";
+        user.WriteFile("trc.toml", Manifest(hostname));
+        await user.OkAsync("deploy", "--image", Image);
+
+        user.WriteFile("trc.toml", Manifest(hostname).Replace("ports = [8443]", "ports = [9443]", StringComparison.Ordinal)
+            .Replace("backend_port = 8443", "backend_port = 9443", StringComparison.Ordinal)
+            .Replace("backup_enabled = false", "backup_enabled = true", StringComparison.Ordinal));
+        await user.OkAsync("deploy", "--image", Image);
+
+        Assert.Matches(@"(?m)\s+443\s+tls_passthrough\s+web\s+9443\s", (await user.OkAsync("routes")).Stdout);
+        Assert.Matches(@"data\s+2Gi\s+web\s+yes\s", (await user.OkAsync("volumes")).Stdout);
+    }
+
+    [Fact]
+    public async Task Deploy_with_a_resized_volume_is_refused_with_a_hint_that_holds_and_changes_nothing()
+    {
+        using var user = await CliSession.NewEnvAsync(server, CliServerFixture.NewName());
+        var hostname = CliServerFixture.NewName("h") + ".example.com";
+        user.WriteFile("trc.toml", Manifest(hostname));
+        await user.OkAsync("deploy", "--image", Image);
+
+        var other = CliServerFixture.NewName("h") + ".example.com";
+        user.WriteFile("trc.toml", Manifest(hostname).Replace("size = \"2Gi\"", "size = \"4Gi\"", StringComparison.Ordinal) + $$"""
+
+            [[routes]]
+            hostname = "{{other}}"
+            backend_port = 8443
+            """);
+        var deploy = await user.RunAsync("deploy", "--image", Image);
+
+        Assert.Equal(1, deploy.ExitCode);
+        Assert.Contains("volume data of env prod is 2Gi, and the manifest asks for 4Gi", deploy.Stderr);
+        Assert.Contains("keep size = \"2Gi\"", deploy.Stderr);
+        Assert.DoesNotContain("trc deploy does this", deploy.Stderr);
+        Assert.Contains("  field: manifest.volumes[0].size\n", deploy.Stderr);
+        Assert.Contains("(409 volume_changed)", deploy.Stderr);
+        Assert.Empty(deploy.StdoutBytes);
+        Assert.DoesNotContain(other, (await user.OkAsync("routes")).Stdout);
+        Assert.Matches(@"(?m)^1\s+deployed", (await user.OkAsync("releases")).Stdout);
+    }
+
+    [Fact]
+    public async Task Deploy_whose_second_hostname_is_bound_to_another_env_creates_nothing()
+    {
+        var org = CliServerFixture.NewName();
+        using var user = await CliSession.NewEnvAsync(server, org);
+        await user.OkAsync("envs", "create", "staging");
+        var bound = CliServerFixture.NewName("b") + ".example.com";
+        user.WriteFile("trc.toml", Manifest(bound));
+        await user.OkAsync("deploy", "--env", "staging", "--image", Image);
+        var fresh = CliServerFixture.NewName("f") + ".example.com";
+        user.WriteFile("trc.toml", Manifest(fresh) + $$"""
+
+            [[routes]]
+            hostname = "{{bound}}"
+            backend_port = 8443
+            """);
+
+        var deploy = await user.RunAsync("deploy", "--env", "prod", "--image", Image);
+
+        Assert.Equal(1, deploy.ExitCode);
+        Assert.Contains($"hostname {bound} is bound to {org}/shop/staging", deploy.Stderr);
+        Assert.Contains("(409 hostname_bound)", deploy.Stderr);
+        Assert.DoesNotContain("Created", deploy.Stdout + deploy.Stderr);
+        Assert.Single((await user.OkAsync("routes", "--env", "prod")).Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Contains("\"items\": []", (await user.OkAsync("volumes", "--env", "prod", "--json")).Stdout);
+        Assert.Matches(@"(?m)^routes\s+1\s", (await user.OkAsync("quotas")).Stdout);
     }
 
     [Fact]

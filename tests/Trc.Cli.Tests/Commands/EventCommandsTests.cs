@@ -60,6 +60,39 @@ public sealed class EventCommandsTests(CliServerFixture server) : IClassFixture<
         Assert.Equal(5, result.ExitCode);
     }
 
+    [Fact]
+    public async Task Follow_cleans_control_characters_from_what_the_server_sends()
+    {
+        const string e = """{"id":7,"occurred_at":"2025-01-01T00:00:00Z","aggregate_type":"app\u001b[2J","aggregate_id":"00000000-0000-0000-0000-000000000001","aggregate_seq":1,"type":"app.created\nforged","actor_id":null,"payload":{},"routing_key":null}""";
+        await using var hostile = new CannedServer(_ => CannedServer.Response("200 OK", "text/event-stream", $"id: 7\nevent: x\ndata: {e}\n\n"));
+        using var user = server.NewSession();
+        user.Environment["TRC_URL"] = hostile.Url;
+        user.Environment["TRC_TOKEN"] = server.AdminToken;
+        user.Environment["TRC_ORG"] = "acme";
+        var output = new SharedStream();
+        using var error = new StringWriter { NewLine = "\n" };
+        using var input = new MemoryStream();
+        using var cts = new CancellationTokenSource();
+        var run = TrcCli.RunAsync(["events", "--follow"], user.Console(input, output, error), cts.Token);
+
+        var line = await output.WaitForAsync("app.created", TimeSpan.FromSeconds(30));
+        await cts.CancelAsync();
+        Assert.Equal(0, await run.WaitAsync(TimeSpan.FromSeconds(10)));
+
+        Assert.Matches(@"^\s+7  2025-01-01 00:00:00Z  app\.created\?forged\s+app\?\[2J/00000000-0000-0000-0000-000000000001$", line);
+        Assert.DoesNotContain('\u001b', error.ToString());
+    }
+
+    [Fact]
+    public async Task The_next_hint_repeats_the_filters_and_appears_when_only_the_cursor_moved()
+    {
+        using var user = await CliSession.NewOrgAsync(server, CliServerFixture.NewName());
+        await user.OkAsync("apps", "create", "shop");
+        // No event of this type, but the cursor still moves past the ones the filter skipped.
+        var page = await user.OkAsync("events", "--type", "env.release_deployed", "--limit", "5");
+        Assert.Matches(@"^next: trc events --after \d+ --type env\.release_deployed --limit 5\n$", page.Stderr);
+    }
+
     /// <summary>Standard output that a test can read while the command is still writing it.</summary>
     private sealed class SharedStream : Stream
     {

@@ -122,6 +122,41 @@ public sealed class ExitCodeTests(CliServerFixture server) : IClassFixture<CliSe
     }
 
     [Fact]
+    public async Task A_hostile_servers_problem_cannot_put_control_characters_on_the_terminal()
+    {
+        const string problem = """
+            {"type":"x","title":"Conflict","status":409,"detail":"evil\u001b[2J\ntrc: forged line","code":"c\u001b[31m","field":"f\r\u0007","errors":["e\u001b]0;title\u0007"]}
+            """;
+        await using var hostile = new CannedServer(_ => CannedServer.Response("409 Conflict", "application/problem+json", problem));
+        using var user = server.NewSession();
+        user.Environment["TRC_URL"] = hostile.Url;
+        user.Environment["TRC_TOKEN"] = server.AdminToken;
+        user.Environment["TRC_ORG"] = "acme";
+
+        var result = await user.RunAsync("apps", "create", "shop");
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Equal("trc: evil?[2J?trc: forged line\n  field: f??\n  - e?]0;title?\n  (409 c?[31m)\n", result.Stderr);
+    }
+
+    [Fact]
+    public async Task A_hostile_servers_answer_is_cleaned_in_the_created_line()
+    {
+        const string app = """{"id":"00000000-0000-0000-0000-000000000001","org":"acme\u001b[2J","name":"shop\nforged","created_at":"2025-01-01T00:00:00Z"}""";
+        await using var hostile = new CannedServer(_ => CannedServer.Response("201 Created", "application/json", app));
+        using var user = server.NewSession();
+        user.Environment["TRC_URL"] = hostile.Url;
+        user.Environment["TRC_TOKEN"] = server.AdminToken;
+        user.Environment["TRC_ORG"] = "acme";
+
+        var result = await user.RunAsync("apps", "create", "shop");
+
+        Assert.Equal(0, result.ExitCode);
+        Assert.Equal("Created app shop?forged in org acme?[2J.\n", result.Stdout);
+        Assert.DoesNotContain('\u001b', result.Stderr);
+    }
+
+    [Fact]
     public async Task A_missing_option_is_exit_2()
     {
         using var user = await CliSession.NewOrgAsync(server, CliServerFixture.NewName());

@@ -138,6 +138,45 @@ public sealed class LoginCommandsTests(CliServerFixture server) : IClassFixture<
     }
 
     [Fact]
+    public async Task Plain_http_to_another_host_is_warned_about_but_not_refused()
+    {
+        using var user = server.NewSession();
+        // A name that never resolves: the warning comes before the (failing) call.
+        var login = await user.RunWithInputAsync(["login", "--url", "http://trc.example.invalid:7080"], server.AdminToken);
+        Assert.Equal(5, login.ExitCode);
+        Assert.StartsWith("trc: warning: http://trc.example.invalid:7080 is plain http: the token", login.Stderr);
+
+        user.Environment["TRC_URL"] = "http://user:pass@trc.example.invalid";
+        user.Environment["TRC_TOKEN"] = server.AdminToken;
+        var command = await user.RunAsync("orgs");
+        Assert.Equal(5, command.ExitCode);
+        Assert.Contains("trc: warning: http://trc.example.invalid is plain http", command.Stderr);
+        Assert.DoesNotContain("pass", command.Stderr);
+    }
+
+    [Theory]
+    [InlineData("127.0.0.1")]
+    [InlineData("localhost")]
+    public async Task Plain_http_to_this_machine_is_not_warned_about(string host)
+    {
+        using var user = server.NewSession();
+        var login = await user.RunWithInputAsync(["login", "--url", $"http://{host}:{server.Url.Port}"], server.AdminToken);
+        Assert.True(login.ExitCode == 0, login.ToString());
+        Assert.DoesNotContain("warning", login.Stderr);
+        Assert.DoesNotContain("warning", (await user.OkAsync("orgs")).Stderr);
+    }
+
+    [Fact]
+    public async Task An_empty_login_option_is_a_usage_error()
+    {
+        using var user = server.NewSession();
+        var login = await user.RunWithInputAsync(["login", "--url", server.Url.ToString(), "--env", ""], server.AdminToken);
+        Assert.Equal(2, login.ExitCode);
+        Assert.Contains("--env is empty", login.Stderr);
+        Assert.False(File.Exists(user.ConfigPath));
+    }
+
+    [Fact]
     public async Task Without_a_login_a_command_says_so_and_exits_4()
     {
         using var user = server.NewSession();

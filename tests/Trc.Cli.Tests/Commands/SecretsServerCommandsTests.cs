@@ -63,6 +63,38 @@ public sealed class SecretsServerCommandsTests(CliServerFixture server) : IClass
     }
 
     [Fact]
+    public async Task Render_with_an_empty_env_is_a_usage_error_and_never_renders_the_default_env()
+    {
+        // A script's --env "$E" with E unset: TRC_ENV=prod must not be used instead.
+        using var user = await CliSession.NewEnvAsync(server, CliServerFixture.NewName());
+        await user.OkAsync("secrets", "set", "DB_PASSWORD=hunter2");
+        Assert.Equal("prod", user.Environment["TRC_ENV"]);
+
+        foreach (var empty in new[] { "", " " })
+        {
+            var render = await user.RunAsync("secrets", "render", "--env", empty);
+            Assert.Equal(2, render.ExitCode);
+            Assert.Empty(render.StdoutBytes);
+            Assert.Contains("--env is empty", render.Stderr);
+            Assert.DoesNotContain("hunter2", render.Stderr);
+        }
+    }
+
+    [Theory]
+    [InlineData("routes", "--org")]
+    [InlineData("routes", "--app")]
+    [InlineData("secrets", "list", "--env")]
+    [InlineData("events", "--org")]
+    public async Task An_empty_org_app_or_env_is_a_usage_error(params string[] args)
+    {
+        using var user = await CliSession.NewEnvAsync(server, CliServerFixture.NewName());
+        var result = await user.RunAsync([.. args, ""]);
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains($"{args[^1]} is empty", result.Stderr);
+        Assert.Empty(result.StdoutBytes);
+    }
+
+    [Fact]
     public async Task Render_takes_exactly_one_source()
     {
         using var user = await CliSession.NewEnvAsync(server, CliServerFixture.NewName());

@@ -155,6 +155,35 @@ public sealed class TrcClientEventTests(ServerFixture fixture) : IClassFixture<S
     }
 
     [Fact]
+    public async Task Reconnects_that_open_the_stream_again_do_not_count_against_the_attempts()
+    {
+        // A quiet stream behind a proxy that closes every connection after a keep-alive: each
+        // reconnect succeeds, so MaxReconnectAttempts (consecutive failures) is never reached.
+        var connections = 0;
+        await using var cutting = new CannedHttpServer(_ =>
+        {
+            Interlocked.Increment(ref connections);
+            return CannedHttpServer.Response("200 OK", "text/event-stream", ": keep-alive\n\n");
+        });
+        using var client = new TrcClient(cutting.Address, Server.AdminToken);
+        var options = new EventStreamOptions { InitialReconnectDelay = TimeSpan.FromMilliseconds(5), MaxReconnectDelay = TimeSpan.FromMilliseconds(20), MaxReconnectAttempts = 3 };
+        using var cts = new CancellationTokenSource(Patience);
+        var received = Follow(client.StreamEventsAsync(options: options, ct: cts.Token));
+        while (Volatile.Read(ref connections) < 10 && !received.Reader.Completion.IsCompleted)
+        {
+            await Task.Delay(10, cts.Token);
+        }
+        Assert.False(received.Reader.Completion.IsCompleted, received.Reader.Completion.Exception?.ToString());
+        await cts.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
+        {
+            await foreach (var _ in received.Reader.ReadAllAsync())
+            {
+            }
+        });
+    }
+
+    [Fact]
     public async Task Cancelling_ends_the_stream()
     {
         var org = ServerFixture.NewName();
