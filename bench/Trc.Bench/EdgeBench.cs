@@ -13,19 +13,28 @@ namespace Trc.Bench;
 /// new connections per second, bulk throughput both ways, added latency, memory per idle connection.
 /// </summary>
 /// <remarks>
+/// <para>
 /// The client and the backends run in this process on raw sockets with reused buffers. On a 2-core
 /// machine they share the CPU with the proxy under test; that is the same for both proxies, so the
-/// ratios are fair, and the proxies' own CPU time (from /proc) is printed per connection and per GiB.
+/// ratios are fair, and the proxies' own CPU time (from /proc) is printed per connection and per GiB,
+/// which other load on the machine disturbs much less than rates.
+/// </para>
+/// <para>
+/// For experiments (not for bench/run's record): TRC_BENCH_TRC_DLL runs another build of trc,
+/// TRC_BENCH_TRC_ENV="K=V ..." gives the trc process runtime settings (the report then says
+/// EXPERIMENT), TRC_BENCH_EDGE_PARTS picks some of "rate bulk latency idle".
+/// </para>
 /// </remarks>
 public static class EdgeBench
 {
     private const int HelloBytes = 1800;
     private const int Loops = 16;
-    private const int RatePairs = 8;
-    private const int BulkPairs = 5;
+    private const int RatePairs = 10;
+    private const int BulkPairs = 6;
     private const long BulkBytes = 1L << 30;
-    private const int LatencySamples = 3000;
+    private const int LatencySamples = 5000;
     private const int PingSamples = 10_000;
+    private const int LatencyRounds = 10;
     private const int PingBytes = 64;
     private const int IdleConnections = 5000;
     private const int ClientChunk = 256 * 1024;
@@ -35,13 +44,18 @@ public static class EdgeBench
     public static async Task<int> RunAsync()
     {
         var trcDll = Path.GetFullPath(Environment.GetEnvironmentVariable("TRC_BENCH_TRC_DLL") ?? "src/Trc.Cli/bin/Release/net10.0/trc.dll");
-        var haproxy = Environment.GetEnvironmentVariable("TRC_BENCH_HAPROXY")
-            ?? new[] { "/usr/sbin/haproxy", "/usr/bin/haproxy" }.FirstOrDefault(File.Exists)
+        var haproxy = new[] { "/usr/sbin/haproxy", "/usr/bin/haproxy" }.FirstOrDefault(File.Exists)
             ?? throw new InvalidOperationException("haproxy is not installed (scripts/install-test-deps installs it)");
         if (!File.Exists(trcDll))
         {
             throw new InvalidOperationException($"{trcDll} is missing: dotnet build src/Trc.Cli -c Release (bench/run does)");
         }
+        var trcEnvironment = (Environment.GetEnvironmentVariable("TRC_BENCH_TRC_ENV") ?? "")
+            .Split(' ', StringSplitOptions.RemoveEmptyEntries)
+            .Select(kv => kv.Split('=', 2))
+            .ToDictionary(kv => kv[0], kv => kv.Length > 1 ? kv[1] : "");
+        var parts = (Environment.GetEnvironmentVariable("TRC_BENCH_EDGE_PARTS") ?? "rate bulk latency idle").Split(' ', ',');
+
         var work = Directory.CreateTempSubdirectory("trc-bench-edge-");
         var result = new Dictionary<string, object>();
         try
@@ -49,9 +63,10 @@ public static class EdgeBench
             using var connBackend = new BenchBackend(BackendKind.Answer, proxyV2: false);
             using var ppv2Backend = new BenchBackend(BackendKind.Answer, proxyV2: true);
             using var bulkBackend = new BenchBackend(BackendKind.Session, proxyV2: false);
-            var hello = await BenchHello.CaptureAsync("conn.bench.test", HelloBytes);
-            var helloPp2 = await BenchHello.CaptureAsync("ppv2.bench.test", HelloBytes);
-            var helloBulk = await BenchHello.CaptureAsync("bulk.bench.test", HelloBytes);
+            var hellos = new Hellos(
+                await BenchHello.CaptureAsync("conn.bench.test", HelloBytes),
+                await BenchHello.CaptureAsync("ppv2.bench.test", HelloBytes),
+                await BenchHello.CaptureAsync("bulk.bench.test", HelloBytes));
 
             var trcEndpoint = new IPEndPoint(IPAddress.Loopback, FreePort());
             var haproxyEndpoint = new IPEndPoint(IPAddress.Loopback, FreePort());
@@ -59,106 +74,48 @@ public static class EdgeBench
             var config = Path.Combine(work.FullName, "haproxy.cfg");
             await File.WriteAllTextAsync(routes, TrcRoutes(trcEndpoint, connBackend, ppv2Backend, bulkBackend));
             await File.WriteAllTextAsync(config, HaproxyConfig(haproxyEndpoint, connBackend, ppv2Backend, bulkBackend));
-            // For experiments only: runtime settings for the trc process (not this one), like
-            // TRC_BENCH_TRC_ENV="DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1". The report says so.
-            var trcEnvironment = (Environment.GetEnvironmentVariable("TRC_BENCH_TRC_ENV") ?? "")
-                .Split(' ', ';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-                .Select(kv => kv.Split('=', 2))
-                .ToDictionary(kv => kv[0], kv => kv.Length > 1 ? kv[1] : "");
-            Task<ProxyProcess> StartTrc() => ProxyProcess.StartAsync("trc", "dotnet", [trcDll, "edge", "--routes", routes], trcEndpoint, trcEnvironment);
-            Task<ProxyProcess> StartHaproxy() => ProxyProcess.StartAsync("haproxy", haproxy, ["-f", config, "-db"], haproxyEndpoint);
+            var peers = new Peers(
+                () => ProxyProcess.StartAsync("trc", "dotnet", [trcDll, "edge", "--routes", routes], trcEndpoint, trcEnvironment),
+                () => ProxyProcess.StartAsync("haproxy", haproxy, ["-f", config, "-db"], haproxyEndpoint));
 
             Console.WriteLine($"trc edge ({Path.GetRelativePath(Environment.CurrentDirectory, trcDll)}) vs {HaproxyVersion(haproxy)} (mode tcp, nbthread {Environment.ProcessorCount}, no splicing, no logging), both on 127.0.0.1 with the same 3 routes by SNI.");
             Console.WriteLine($"Client and backends: this process, raw sockets, reused buffers. They share the {Environment.ProcessorCount} cores with the proxy under test, the same for both proxies: the ratios are fair, the absolute rates are this machine's.");
             Console.WriteLine($"ClientHello: {HelloBytes} bytes, one record: a real SslStream (OpenSSL) hello with SNI and ALPN, padded (RFC 7685) to the size of a browser hello with a post-quantum key share.");
             if (trcEnvironment.Count > 0)
             {
-                Console.WriteLine($"EXPERIMENT: trc runs with {string.Join(" ", trcEnvironment.Select(kv => $"{kv.Key}={kv.Value}"))} (TRC_BENCH_TRC_ENV); not the default configuration.");
+                var settings = string.Join(" ", trcEnvironment.Select(kv => $"{kv.Key}={kv.Value}"));
+                Console.WriteLine($"EXPERIMENT: trc runs with {settings} (TRC_BENCH_TRC_ENV); not the default configuration.");
+                result["trc_env"] = settings;
             }
             Console.WriteLine("Each figure is measured in time-adjacent pairs (trc, HAProxy; the order alternates) and the ratio is the median of the pairs' ratios (this VM's speed drifts).");
             Console.WriteLine();
 
-            // For experiments only: some of "rate bulk latency idle" (all by default).
-            var parts = (Environment.GetEnvironmentVariable("TRC_BENCH_EDGE_PARTS") ?? "rate bulk latency idle").Split(' ', ',');
-            await using var trc = await StartTrc();
-            await using var ha = await StartHaproxy();
+            await using (var trc = await peers.StartTrc())
+            await using (var ha = await peers.StartHaproxy())
             {
                 // Warm-up: JIT tiers in trc, pools and thread pools in both.
                 foreach (var p in new[] { trc, ha })
                 {
-                    await ConnRateRoundAsync(p, hello, TimeSpan.FromSeconds(2));
-                    await ConnRateRoundAsync(p, helloPp2, TimeSpan.FromSeconds(1));
-                    await BulkRoundAsync(p, helloBulk, 256L << 20);
+                    await ConnRateRoundAsync(p, hellos.Conn, TimeSpan.FromSeconds(2));
+                    await ConnRateRoundAsync(p, hellos.ProxyV2, TimeSpan.FromSeconds(1));
+                    await BulkRoundAsync(p, hellos.Bulk, 256L << 20);
                 }
-
                 if (parts.Contains("rate"))
                 {
-                Console.WriteLine($"New connections per second: {Loops} client loops, each: connect, send the {HelloBytes}-byte hello, read the backend's {BenchBackend.AnswerBytes}-byte answer to EOF (the backend closes), close.");
-                Console.WriteLine($"{RatePairs} pairs of {RateRound.TotalSeconds:0.0} s rounds (after {RoundWarmup.TotalMilliseconds:0} ms of load each). CPU: the proxy process's user+system time per connection.");
-                foreach (var (label, key, h) in new[] { ("SNI", "conn_rate", hello), ("SNI + PROXY v2", "conn_rate_pp2", helloPp2) })
-                {
-                    var pairs = await PairsAsync(RatePairs, trc, ha, p => ConnRateRoundAsync(p, h, RateRound));
-                    Console.WriteLine($"  {label,-15} trc {pairs.TrcMedian,7:F0}/s  HAProxy {pairs.HaMedian,7:F0}/s  ratio {pairs.Ratio:F2}  (pairs {pairs.RatioList})");
-                    Console.WriteLine($"  {"",-15} CPU per connection: trc {pairs.TrcCpu,5:F1} µs  HAProxy {pairs.HaCpu,5:F1} µs   cores busy: trc {pairs.TrcCores:F2}  HAProxy {pairs.HaCores:F2}{pairs.ErrorNote}");
-                    Console.WriteLine($"  {"",-15} client+backend CPU per connection: with trc {pairs.TrcSelf,5:F1} µs  with HAProxy {pairs.HaSelf,5:F1} µs   other load on the machine: {pairs.Other:F2} cores");
-                    result[$"{key}_ratio"] = Math.Round(pairs.Ratio, 3);
-                    result[$"trc_{key}_per_s"] = Math.Round(pairs.TrcMedian);
-                    result[$"haproxy_{key}_per_s"] = Math.Round(pairs.HaMedian);
-                    result[$"trc_{key}_cpu_us"] = Math.Round(pairs.TrcCpu, 1);
-                    result[$"haproxy_{key}_cpu_us"] = Math.Round(pairs.HaCpu, 1);
+                    await ConnectionRatesAsync(trc, ha, hellos, result);
                 }
-                Console.WriteLine();
-                }
-
                 if (parts.Contains("bulk"))
                 {
-                Console.WriteLine($"Bulk throughput: one connection uploads {BulkBytes >> 20} MiB (until the backend acknowledges the last byte), then another downloads {BulkBytes >> 20} MiB; {ClientChunk >> 10} KiB client writes.");
-                Console.WriteLine($"{BulkPairs} pairs; the figure is both directions' bytes over both transfers' time. CPU: the proxy's time per GiB forwarded.");
-                var bulk = await PairsAsync(BulkPairs, trc, ha, p => BulkRoundAsync(p, helloBulk, BulkBytes));
-                Console.WriteLine($"  trc      {bulk.TrcMedian,6:F0} MiB/s (up {Median(bulk.Trc.Select(r => r.Up)),5:F0}, down {Median(bulk.Trc.Select(r => r.Down)),5:F0})   CPU {bulk.TrcCpu,4:F0} ms/GiB");
-                Console.WriteLine($"  HAProxy  {bulk.HaMedian,6:F0} MiB/s (up {Median(bulk.Ha.Select(r => r.Up)),5:F0}, down {Median(bulk.Ha.Select(r => r.Down)),5:F0})   CPU {bulk.HaCpu,4:F0} ms/GiB");
-                Console.WriteLine($"  ratio {bulk.Ratio:F2}  (pairs {bulk.RatioList}){bulk.ErrorNote}");
-                result["throughput_ratio"] = Math.Round(bulk.Ratio, 3);
-                result["trc_throughput_mib_s"] = Math.Round(bulk.TrcMedian);
-                result["haproxy_throughput_mib_s"] = Math.Round(bulk.HaMedian);
-                result["trc_bulk_cpu_ms_per_gib"] = Math.Round(bulk.TrcCpu);
-                result["haproxy_bulk_cpu_ms_per_gib"] = Math.Round(bulk.HaCpu);
-                Console.WriteLine();
+                    await ThroughputAsync(trc, ha, hellos, result);
                 }
-
                 if (parts.Contains("latency"))
                 {
-                Console.WriteLine($"Added latency of a new connection: connect + {HelloBytes}-byte hello + first byte of the backend's answer, one client, blocking sockets;");
-                Console.WriteLine($"{LatencySamples} samples each, direct / trc / HAProxy interleaved (rotating order); added = the proxy's percentile minus the direct one.");
-                var setup = await Task.Factory.StartNew(() => SetupLatency([connBackend.Endpoint, trc.Endpoint, ha.Endpoint], hello, LatencySamples), TaskCreationOptions.LongRunning);
-                ReportLatency(setup, "", result);
-                Console.WriteLine($"Added latency on a live connection: {PingBytes}-byte ping-pongs through an established connection to an echo backend, {PingSamples} samples each, interleaved.");
-                var ping = await Task.Factory.StartNew(() => PingLatency([bulkBackend.Endpoint, trc.Endpoint, ha.Endpoint], helloBulk, PingSamples), TaskCreationOptions.LongRunning);
-                ReportLatency(ping, "pingpong_", result);
-                Console.WriteLine();
+                    await LatencyAsync(trc, ha, hellos, connBackend, bulkBackend, result);
                 }
             }
-            await trc.DisposeAsync();
-            await ha.DisposeAsync();
-
             if (parts.Contains("idle"))
             {
-            Console.WriteLine($"Memory per idle connection: RSS delta of the proxy process over {IdleConnections} connections, each proxy freshly started and warmed");
-            Console.WriteLine("with 1 s of connections, RSS read once it has settled; the proxy's descriptor count confirms it holds them all.");
-            foreach (var (label, key, h) in new[] { ("sent nothing", "idle_conn_kib", (byte[]?)null), ("forwarded, quiet", "idle_fwd_conn_kib", helloBulk) })
-            {
-                var line = $"  {label,-17}";
-                foreach (var (name, start) in new[] { ("trc", (Func<Task<ProxyProcess>>)StartTrc), ("haproxy", StartHaproxy) })
-                {
-                    await using var p = await start();
-                    await ConnRateRoundAsync(p, hello, TimeSpan.FromSeconds(1));
-                    var idle = await IdleAsync(p, h, h is null ? null : bulkBackend, IdleConnections);
-                    line += $"  {(name == "trc" ? "trc" : "HAProxy")} {idle.KiB,5:F2} KiB/conn (RSS {idle.Before / 1024.0:F1} -> {idle.After / 1024.0:F1} MiB, {idle.Held} sockets held)";
-                    result[name == "trc" ? key : $"haproxy_{key}"] = Math.Round(idle.KiB, 2);
-                }
-                Console.WriteLine(line);
-            }
-            Console.WriteLine("  (\"sent nothing\": accepted, waiting for a hello; \"forwarded, quiet\": hello forwarded, backend connected, no byte since.)");
+                await IdleMemoryAsync(peers, hellos, bulkBackend, result);
             }
 
             var backendErrors = connBackend.Errors + ppv2Backend.Errors + bulkBackend.Errors;
@@ -167,10 +124,6 @@ public static class EdgeBench
                 Console.WriteLine($"Backend errors (missing PROXY header, short upload, bad command): {backendErrors}");
             }
             result["backend_errors"] = backendErrors;
-            if (trcEnvironment.Count > 0)
-            {
-                result["trc_env"] = string.Join(" ", trcEnvironment.Select(kv => $"{kv.Key}={kv.Value}"));
-            }
             result["hello_bytes"] = HelloBytes;
             result["client_loops"] = Loops;
             Console.WriteLine(JsonSerializer.Serialize(result));
@@ -180,6 +133,84 @@ public static class EdgeBench
         {
             work.Delete(recursive: true);
         }
+    }
+
+    /// <summary>The three hellos, one per route: the same size, differing in the SNI name (and random bytes).</summary>
+    private sealed record Hellos(byte[] Conn, byte[] ProxyV2, byte[] Bulk);
+
+    private sealed record Peers(Func<Task<ProxyProcess>> StartTrc, Func<Task<ProxyProcess>> StartHaproxy);
+
+    private static async Task ConnectionRatesAsync(ProxyProcess trc, ProxyProcess ha, Hellos hellos, Dictionary<string, object> result)
+    {
+        Console.WriteLine($"New connections per second: {Loops} client loops, each: connect, send the {HelloBytes}-byte hello, read the backend's {BenchBackend.AnswerBytes}-byte answer to EOF (the backend closes), close.");
+        Console.WriteLine($"{RatePairs} pairs of {RateRound.TotalSeconds:0.0} s rounds (after {RoundWarmup.TotalMilliseconds:0} ms of load each). CPU: user+system time per connection, of the proxy process and of this one.");
+        foreach (var (label, key, hello) in new[] { ("SNI", "conn_rate", hellos.Conn), ("SNI + PROXY v2", "conn_rate_pp2", hellos.ProxyV2) })
+        {
+            var pairs = await PairsAsync(RatePairs, trc, ha, p => ConnRateRoundAsync(p, hello, RateRound));
+            Console.WriteLine($"  {label,-15} trc {pairs.TrcMedian,7:F0}/s  HAProxy {pairs.HaMedian,7:F0}/s  ratio {pairs.Ratio:F2}  (pairs {pairs.RatioList}){pairs.ErrorNote}");
+            Console.WriteLine($"  {"",-15} proxy CPU per connection: trc {pairs.TrcCpu,5:F1} µs  HAProxy {pairs.HaCpu,5:F1} µs  (ratio {pairs.TrcCpu / pairs.HaCpu:F2}; cores busy {pairs.TrcCores:F2} / {pairs.HaCores:F2})");
+            Console.WriteLine($"  {"",-15} client+backend CPU per connection: with trc {pairs.TrcSelf,5:F1} µs  with HAProxy {pairs.HaSelf,5:F1} µs; other load on the machine: {pairs.Other:F2} cores");
+            result[$"{key}_ratio"] = Math.Round(pairs.Ratio, 3);
+            result[$"trc_{key}_per_s"] = Math.Round(pairs.TrcMedian);
+            result[$"haproxy_{key}_per_s"] = Math.Round(pairs.HaMedian);
+            result[$"trc_{key}_cpu_us"] = Math.Round(pairs.TrcCpu, 1);
+            result[$"haproxy_{key}_cpu_us"] = Math.Round(pairs.HaCpu, 1);
+        }
+        Console.WriteLine();
+    }
+
+    private static async Task ThroughputAsync(ProxyProcess trc, ProxyProcess ha, Hellos hellos, Dictionary<string, object> result)
+    {
+        Console.WriteLine($"Bulk throughput: one connection uploads {BulkBytes >> 20} MiB (until the backend acknowledges the last byte), then another downloads {BulkBytes >> 20} MiB; {ClientChunk >> 10} KiB client writes.");
+        Console.WriteLine($"{BulkPairs} pairs; the figure is both directions' bytes over both transfers' time. CPU: the proxy's time per GiB forwarded.");
+        var bulk = await PairsAsync(BulkPairs, trc, ha, p => BulkRoundAsync(p, hellos.Bulk, BulkBytes));
+        Console.WriteLine($"  trc      {bulk.TrcMedian,6:F0} MiB/s (up {Median(bulk.Trc.Select(r => r.Up)),5:F0}, down {Median(bulk.Trc.Select(r => r.Down)),5:F0})   CPU {bulk.TrcCpu,4:F0} ms/GiB");
+        Console.WriteLine($"  HAProxy  {bulk.HaMedian,6:F0} MiB/s (up {Median(bulk.Ha.Select(r => r.Up)),5:F0}, down {Median(bulk.Ha.Select(r => r.Down)),5:F0})   CPU {bulk.HaCpu,4:F0} ms/GiB");
+        Console.WriteLine($"  ratio {bulk.Ratio:F2}  (pairs {bulk.RatioList}){bulk.ErrorNote}");
+        result["throughput_ratio"] = Math.Round(bulk.Ratio, 3);
+        result["trc_throughput_mib_s"] = Math.Round(bulk.TrcMedian);
+        result["haproxy_throughput_mib_s"] = Math.Round(bulk.HaMedian);
+        result["trc_bulk_cpu_ms_per_gib"] = Math.Round(bulk.TrcCpu);
+        result["haproxy_bulk_cpu_ms_per_gib"] = Math.Round(bulk.HaCpu);
+        Console.WriteLine();
+    }
+
+    private static async Task LatencyAsync(ProxyProcess trc, ProxyProcess ha, Hellos hellos, BenchBackend answer, BenchBackend echo, Dictionary<string, object> result)
+    {
+        Console.WriteLine($"Added latency of a new connection (the headline p50/p99): connect + {HelloBytes}-byte hello + first byte of the backend's answer, one client, blocking sockets;");
+        Console.WriteLine($"{LatencySamples} samples each, direct / trc / HAProxy interleaved (rotating order). Added = the proxy's percentile minus the direct one, computed in each of");
+        Console.WriteLine($"{LatencyRounds} consecutive rounds (time-adjacent, like the pairs above); the figure is the median over the rounds, so a burst of outside load in one round does not decide it.");
+        var load = LoadMeter.Start(trc, ha);
+        var setup = await Task.Factory.StartNew(() => SetupLatency([answer.Endpoint, trc.Endpoint, ha.Endpoint], hellos.Conn, LatencySamples), TaskCreationOptions.LongRunning);
+        ReportLatency(setup, "", result);
+        Console.WriteLine($"  other load on the machine meanwhile: {load.OtherCores():F2} cores");
+        Console.WriteLine($"Added latency on a live connection: {PingBytes}-byte ping-pongs through an established connection to an echo backend, {PingSamples} samples each, interleaved, same rounds.");
+        load = LoadMeter.Start(trc, ha);
+        var ping = await Task.Factory.StartNew(() => PingLatency([echo.Endpoint, trc.Endpoint, ha.Endpoint], hellos.Bulk, PingSamples), TaskCreationOptions.LongRunning);
+        ReportLatency(ping, "pingpong_", result);
+        Console.WriteLine($"  other load on the machine meanwhile: {load.OtherCores():F2} cores");
+        Console.WriteLine();
+    }
+
+    private static async Task IdleMemoryAsync(Peers peers, Hellos hellos, BenchBackend session, Dictionary<string, object> result)
+    {
+        Console.WriteLine($"Memory per idle connection: RSS delta of the proxy process over {IdleConnections} connections, each proxy freshly started and warmed");
+        Console.WriteLine("with 1 s of connections, RSS read once it has settled; the proxy's descriptor count confirms it holds them all.");
+        foreach (var (label, key, hello) in new[] { ("sent nothing", "idle_conn_kib", (byte[]?)null), ("forwarded, quiet", "idle_fwd_conn_kib", hellos.Bulk) })
+        {
+            var line = $"  {label,-17}";
+            foreach (var (name, start) in new[] { ("trc", peers.StartTrc), ("HAProxy", peers.StartHaproxy) })
+            {
+                await using var p = await start();
+                await ConnRateRoundAsync(p, hellos.Conn, TimeSpan.FromSeconds(1));
+                var idle = await IdleAsync(p, hello, hello is null ? null : session, IdleConnections);
+                line += $"  {name} {idle.KiB,5:F2} KiB/conn (RSS {idle.Before / 1024.0:F1} -> {idle.After / 1024.0:F1} MiB, {idle.Held} sockets held)";
+                result[name == "trc" ? key : $"haproxy_{key}"] = Math.Round(idle.KiB, 2);
+            }
+            Console.WriteLine(line);
+        }
+        Console.WriteLine("  (\"sent nothing\": accepted, waiting for a hello; \"forwarded, quiet\": hello forwarded, backend connected, no byte since.)");
+        Console.WriteLine();
     }
 
     /// <summary>One round against one proxy: the figure, the proxy's CPU per unit and cores busy, and failed operations.</summary>
@@ -369,6 +400,35 @@ public static class EdgeBench
         return new Round(both / MiB, used * 1e3 / (2.0 * bytes / (1L << 30)), 0, errors, up / MiB, down / MiB);
     }
 
+    /// <summary>Cores used by anything but this process and the proxies, from a start to now.</summary>
+    private sealed class LoadMeter
+    {
+        private readonly ProxyProcess[] _proxies;
+        private readonly TimeSpan _proxyCpu;
+        private readonly TimeSpan _self;
+        private readonly long _busy;
+        private readonly Stopwatch _clock = Stopwatch.StartNew();
+
+        private LoadMeter(ProxyProcess[] proxies)
+        {
+            _proxies = proxies;
+            _proxyCpu = Total(proxies);
+            _self = Process.GetCurrentProcess().TotalProcessorTime;
+            _busy = MachineTicks().Busy;
+        }
+
+        public static LoadMeter Start(params ProxyProcess[] proxies) => new(proxies);
+
+        public double OtherCores()
+        {
+            var seconds = _clock.Elapsed.TotalSeconds;
+            var ours = (Total(_proxies) - _proxyCpu + (Process.GetCurrentProcess().TotalProcessorTime - _self)).TotalSeconds;
+            return Math.Max(0, ((MachineTicks().Busy - _busy) / 100.0 - ours) / seconds);
+        }
+
+        private static TimeSpan Total(ProxyProcess[] proxies) => proxies.Aggregate(TimeSpan.Zero, (sum, p) => sum + p.Cpu());
+    }
+
     /// <summary>All CPUs' busy and total ticks (/proc/stat, 100 per second): busy is everything but idle, iowait and steal.</summary>
     private static (long Busy, long Total) MachineTicks()
     {
@@ -465,16 +525,31 @@ public static class EdgeBench
         return results;
     }
 
+    /// <summary>
+    /// Prints and records added p50/p99 per proxy: per round (each target's samples cut into
+    /// <see cref="LatencyRounds"/> consecutive parts, which cover the same time for all targets),
+    /// the proxy's percentile minus the direct one; then the median over the rounds.
+    /// </summary>
     private static void ReportLatency(List<double>[] samples, string prefix, Dictionary<string, object> result)
     {
-        double P(int i, double p) => Percentile(samples[i], p);
-        Console.WriteLine($"  direct   p50 {P(0, 50),7:F1} µs  p99 {P(0, 99),7:F1} µs");
-        Console.WriteLine($"  trc      p50 {P(1, 50),7:F1} µs  p99 {P(1, 99),7:F1} µs   added p50 {P(1, 50) - P(0, 50),6:F1} µs  p99 {P(1, 99) - P(0, 99),6:F1} µs");
-        Console.WriteLine($"  HAProxy  p50 {P(2, 50),7:F1} µs  p99 {P(2, 99),7:F1} µs   added p50 {P(2, 50) - P(0, 50),6:F1} µs  p99 {P(2, 99) - P(0, 99),6:F1} µs");
-        result[$"{prefix}p50_added_us"] = Math.Round(P(1, 50) - P(0, 50), 1);
-        result[$"{prefix}p99_added_us"] = Math.Round(P(1, 99) - P(0, 99), 1);
-        result[$"haproxy_{prefix}p50_added_us"] = Math.Round(P(2, 50) - P(0, 50), 1);
-        result[$"haproxy_{prefix}p99_added_us"] = Math.Round(P(2, 99) - P(0, 99), 1);
+        List<double> Part(int target, int round)
+        {
+            var size = samples[target].Count / LatencyRounds;
+            return samples[target].GetRange(round * size, size);
+        }
+        List<double> Added(int target, double p) =>
+            Enumerable.Range(0, LatencyRounds).Select(r => Percentile(Part(target, r), p) - Percentile(Part(0, r), p)).ToList();
+        string List(List<double> values) => string.Join(", ", values.Select(v => v.ToString("F0", CultureInfo.InvariantCulture)));
+
+        Console.WriteLine($"  direct   all samples p50 {Percentile(samples[0], 50),6:F1} µs  p99 {Percentile(samples[0], 99),7:F1} µs");
+        foreach (var (target, name, key) in new[] { (1, "trc", ""), (2, "HAProxy", "haproxy_") })
+        {
+            var p50 = Added(target, 50);
+            var p99 = Added(target, 99);
+            Console.WriteLine($"  {name,-8} all samples p50 {Percentile(samples[target], 50),6:F1} µs  p99 {Percentile(samples[target], 99),7:F1} µs   added: p50 {Median(p50),5:F1} µs  p99 {Median(p99),6:F1} µs  (rounds' added p99: {List(p99)})");
+            result[$"{key}{prefix}p50_added_us"] = Math.Round(Median(p50), 1);
+            result[$"{key}{prefix}p99_added_us"] = Math.Round(Median(p99), 1);
+        }
     }
 
     /// <summary>
@@ -483,8 +558,9 @@ public static class EdgeBench
     /// </summary>
     private static async Task<(double KiB, long Before, long After, int Held)> IdleAsync(ProxyProcess proxy, byte[]? hello, BenchBackend? backend, int n)
     {
-        var baseDescriptors = proxy.OpenDescriptors();
+        // After the settle: the warm-up's last connections are closed by then.
         var before = await SettledRssAsync(proxy);
+        var baseDescriptors = proxy.OpenDescriptors();
         var baseHellos = backend?.Preambles ?? 0;
         var sockets = new Socket?[n];
         var next = -1;
