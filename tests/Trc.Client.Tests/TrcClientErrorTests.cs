@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using Trc.Core.Api;
+using Trc.Testing;
 
 namespace Trc.Client.Tests;
 

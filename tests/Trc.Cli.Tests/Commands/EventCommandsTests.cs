@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using Trc.Testing;
 
 namespace Trc.Cli.Tests.Commands;
 
@@ -64,7 +65,7 @@ public sealed class EventCommandsTests(CliServerFixture server) : IClassFixture<
     public async Task Follow_cleans_control_characters_from_what_the_server_sends()
     {
         const string e = """{"id":7,"occurred_at":"2025-01-01T00:00:00Z","aggregate_type":"app\u001b[2J","aggregate_id":"00000000-0000-0000-0000-000000000001","aggregate_seq":1,"type":"app.created\nforged","actor_id":null,"payload":{},"routing_key":null}""";
-        await using var hostile = new CannedServer(_ => CannedServer.Response("200 OK", "text/event-stream", $"id: 7\nevent: x\ndata: {e}\n\n"));
+        await using var hostile = new CannedHttpServer(_ => CannedHttpServer.Response("200 OK", "text/event-stream", $"id: 7\nevent: x\ndata: {e}\n\n"));
         using var user = server.NewSession();
         user.Environment["TRC_URL"] = hostile.Url;
         user.Environment["TRC_TOKEN"] = server.AdminToken;

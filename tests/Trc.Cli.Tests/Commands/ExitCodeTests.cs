@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Trc.Core.Domain;
+using Trc.Testing;
 
 namespace Trc.Cli.Tests.Commands;
 
@@ -127,7 +128,7 @@ public sealed class ExitCodeTests(CliServerFixture server) : IClassFixture<CliSe
         const string problem = """
             {"type":"x","title":"Conflict","status":409,"detail":"evil\u001b[2J\ntrc: forged line","code":"c\u001b[31m","field":"f\r\u0007","errors":["e\u001b]0;title\u0007"]}
             """;
-        await using var hostile = new CannedServer(_ => CannedServer.Response("409 Conflict", "application/problem+json", problem));
+        await using var hostile = new CannedHttpServer(_ => CannedHttpServer.Response("409 Conflict", "application/problem+json", problem));
         using var user = server.NewSession();
         user.Environment["TRC_URL"] = hostile.Url;
         user.Environment["TRC_TOKEN"] = server.AdminToken;
@@ -143,7 +144,7 @@ public sealed class ExitCodeTests(CliServerFixture server) : IClassFixture<CliSe
     public async Task A_hostile_servers_answer_is_cleaned_in_the_created_line()
     {
         const string app = """{"id":"00000000-0000-0000-0000-000000000001","org":"acme\u001b[2J","name":"shop\nforged","created_at":"2025-01-01T00:00:00Z"}""";
-        await using var hostile = new CannedServer(_ => CannedServer.Response("201 Created", "application/json", app));
+        await using var hostile = new CannedHttpServer(_ => CannedHttpServer.Response("201 Created", "application/json", app));
         using var user = server.NewSession();
         user.Environment["TRC_URL"] = hostile.Url;
         user.Environment["TRC_TOKEN"] = server.AdminToken;

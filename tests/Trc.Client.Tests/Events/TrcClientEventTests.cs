@@ -3,6 +3,7 @@ using System.Threading.Channels;
 using Trc.Client.Events;
 using Trc.Core.Api;
 using Trc.Core.Domain;
+using Trc.Testing;
 
 namespace Trc.Client.Tests.Events;
 
@@ -68,7 +69,7 @@ public sealed class TrcClientEventTests(ServerFixture fixture) : IClassFixture<S
         var org = ServerFixture.NewName();
         var owner = await Server.NewOrgAsync(org);
         var token = (await Server.Admin.CreateTokenAsync(org, "stream", Roles.Viewer)).Token;
-        await using var proxy = new TcpProxy(Server.Address);
+        await using var proxy = new TcpProxy(Server.Address.Host, Server.Address.Port);
         var viaProxy = Server.Client(token, proxy.Address);
         var reconnects = new List<EventStreamReconnect>();
         var options = FastRetry with { Reconnecting = r => { lock (reconnects) { reconnects.Add(r); } } };
@@ -103,7 +104,7 @@ public sealed class TrcClientEventTests(ServerFixture fixture) : IClassFixture<S
         var org = ServerFixture.NewName();
         var owner = await Server.NewOrgAsync(org);
         var created = await owner.CreateTokenAsync(org, "watcher", Roles.Viewer);
-        await using var proxy = new TcpProxy(Server.Address);
+        await using var proxy = new TcpProxy(Server.Address.Host, Server.Address.Port);
         var watcher = Server.Client(created.Token, proxy.Address);
         using var cts = new CancellationTokenSource(Patience);
         var received = Follow(watcher.StreamEventsAsync(new EventQuery(org), FastRetry, cts.Token));
@@ -138,7 +139,7 @@ public sealed class TrcClientEventTests(ServerFixture fixture) : IClassFixture<S
     {
         var org = ServerFixture.NewName();
         var owner = await Server.NewOrgAsync(org);
-        var proxy = new TcpProxy(Server.Address);
+        var proxy = new TcpProxy(Server.Address.Host, Server.Address.Port);
         var viaProxy = Server.Client((await Server.Admin.CreateTokenAsync(org, "s", Roles.Viewer)).Token, proxy.Address);
         using var cts = new CancellationTokenSource(Patience);
         var received = Follow(viaProxy.StreamEventsAsync(new EventQuery(org), FastRetry with { MaxReconnectAttempts = 2 }, cts.Token));

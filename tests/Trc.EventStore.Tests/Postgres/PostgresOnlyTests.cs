@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using Npgsql;
 using Trc.EventStore.Postgres;
 using Trc.EventStore.Projections;
+using Trc.Testing;
 
 namespace Trc.EventStore.Tests.Postgres;
 

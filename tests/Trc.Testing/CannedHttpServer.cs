@@ -2,12 +2,12 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 
-namespace Trc.Client.Tests;
+namespace Trc.Testing;
 
 /// <summary>
-/// A real HTTP/1.1 listener that answers every request with one canned response, like a proxy
-/// in front of a server that is down. The response may quote the request's headers, to prove
-/// that nothing of them reaches an exception message.
+/// A real HTTP/1.1 listener on 127.0.0.1 that answers every request with one canned response: a
+/// proxy in front of a server that is down, or a hostile server. The response may quote the
+/// request's headers, to prove that nothing of them reaches a message.
 /// </summary>
 public sealed class CannedHttpServer : IAsyncDisposable
 {
@@ -15,6 +15,7 @@ public sealed class CannedHttpServer : IAsyncDisposable
     private readonly Func<string, string> _respond;
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _accept;
+    private int _requests;
 
     /// <param name="respond">The whole response (status line, headers, body) for a request's header block.</param>
     public CannedHttpServer(Func<string, string> respond)
@@ -25,6 +26,12 @@ public sealed class CannedHttpServer : IAsyncDisposable
     }
 
     public Uri Address => new($"http://127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}/");
+
+    /// <summary>The address without the final slash, as a user types it.</summary>
+    public string Url => Address.ToString().TrimEnd('/');
+
+    /// <summary>Requests answered so far.</summary>
+    public int Requests => Volatile.Read(ref _requests);
 
     /// <summary>A response with the right Content-Length.</summary>
     public static string Response(string statusLine, string contentType, string body, string extraHeaders = "") =>
@@ -65,6 +72,7 @@ public sealed class CannedHttpServer : IAsyncDisposable
                     }
                     request.Append(Encoding.ASCII.GetString(buffer, 0, n));
                 }
+                Interlocked.Increment(ref _requests);
                 await stream.WriteAsync(Encoding.UTF8.GetBytes(_respond(request.ToString())), _stop.Token);
                 await stream.FlushAsync(_stop.Token);
             }
@@ -86,5 +94,6 @@ public sealed class CannedHttpServer : IAsyncDisposable
         catch (OperationCanceledException)
         {
         }
+        _stop.Dispose();
     }
 }

@@ -1,30 +1,43 @@
 using System.Net;
 using System.Net.Sockets;
 
-namespace Trc.Client.Tests;
+namespace Trc.Testing;
 
-/// <summary>A TCP proxy in front of the server that a test can break on purpose: it cuts every live connection.</summary>
+/// <summary>
+/// A TCP proxy in front of a server (Postgres, the trc API) that a test can break on purpose: cut
+/// every live connection, as a crashed load balancer would, or silently drop the server's replies
+/// (so the client cannot learn whether its statement committed).
+/// </summary>
 public sealed class TcpProxy : IAsyncDisposable
 {
     private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
-    private readonly Uri _target;
+    private readonly string _targetHost;
+    private readonly int _targetPort;
     private readonly List<(TcpClient Client, TcpClient Server)> _pairs = [];
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _accept;
+    private int _accepted;
 
-    public TcpProxy(Uri target)
+    public TcpProxy(string targetHost, int targetPort)
     {
-        _target = target;
+        _targetHost = targetHost;
+        _targetPort = targetPort;
         _listener.Start();
         _accept = Task.Run(AcceptLoopAsync);
     }
 
-    public Uri Address => new($"http://127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}/");
+    public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
+
+    /// <summary>The proxy as an http:// base address.</summary>
+    public Uri Address => new($"http://127.0.0.1:{Port}/");
 
     /// <summary>Connections accepted so far.</summary>
-    public int Accepted { get; private set; }
+    public int Accepted => Volatile.Read(ref _accepted);
 
-    /// <summary>Resets every proxied connection, as a crashed load balancer would.</summary>
+    /// <summary>When true, bytes from the server are read and thrown away.</summary>
+    public volatile bool DropServerReplies;
+
+    /// <summary>Resets every proxied connection.</summary>
     public void CutAll()
     {
         lock (_pairs)
@@ -61,25 +74,33 @@ public sealed class TcpProxy : IAsyncDisposable
                 return;
             }
             var server = new TcpClient();
-            await server.ConnectAsync(_target.Host, _target.Port);
+            await server.ConnectAsync(_targetHost, _targetPort);
             lock (_pairs)
             {
-                Accepted++;
                 _pairs.Add((client, server));
             }
-            _ = PumpAsync(client.GetStream(), server.GetStream());
-            _ = PumpAsync(server.GetStream(), client.GetStream());
+            Interlocked.Increment(ref _accepted);
+            _ = PumpAsync(client.GetStream(), server.GetStream(), fromServer: false);
+            _ = PumpAsync(server.GetStream(), client.GetStream(), fromServer: true);
         }
     }
 
-    private async Task PumpAsync(Stream from, Stream to)
+    private async Task PumpAsync(Stream from, Stream to, bool fromServer)
     {
         var buffer = new byte[16384];
         try
         {
-            int n;
-            while ((n = await from.ReadAsync(buffer, _stop.Token)) > 0)
+            while (true)
             {
+                var n = await from.ReadAsync(buffer, _stop.Token);
+                if (n == 0)
+                {
+                    break;
+                }
+                if (fromServer && DropServerReplies)
+                {
+                    continue;
+                }
                 await to.WriteAsync(buffer.AsMemory(0, n), _stop.Token);
             }
         }
