@@ -8,12 +8,10 @@ namespace Trc.Edge.Proxy;
 /// One client connection and, once routed, its backend connection. The sweeper reads the
 /// deadlines; <see cref="Abort"/> closes both sockets, which ends any pending read or write.
 /// </summary>
-internal sealed class EdgeConnection(long id, Socket client, long acceptedAt)
+internal sealed class EdgeConnection(Socket client, long acceptedAt)
 {
     private int _aborted;
     private Socket? _backend;
-
-    public long Id { get; } = id;
 
     public Socket Client { get; } = client;
 

@@ -58,7 +58,7 @@ public sealed partial class EdgeServer : IAsyncDisposable
     {
         _log = (ILogger?)logger ?? NullLogger.Instance;
         _time = time ?? TimeProvider.System;
-        _state = new State(RouteTable.Empty, settings ?? new EdgeSettings(), []);
+        _state = new State(RouteTable.Empty, settings ?? new EdgeSettings());
         _sweeper = _time.CreateTimer(_ => Sweep(), null, TimeSpan.FromMilliseconds(250), TimeSpan.FromMilliseconds(250));
     }
 
@@ -70,9 +70,6 @@ public sealed partial class EdgeServer : IAsyncDisposable
 
     /// <summary>The route table in force.</summary>
     public RouteTable Table => _state.Table;
-
-    /// <summary>Connections open now, routed or not.</summary>
-    public int ConnectionCount => _connections.Count;
 
     /// <summary>
     /// The local endpoint a route's listen endpoint is bound to (the same, except that port 0 in
@@ -119,7 +116,7 @@ public sealed partial class EdgeServer : IAsyncDisposable
             }
 
             var backends = new HashSet<IPEndPoint>(table.Routes.SelectMany(r => r.Backends));
-            _state = new State(table, settings ?? _state.Settings, backends);
+            _state = new State(table, settings ?? _state.Settings);
 
             foreach (var l in opened)
             {
@@ -130,7 +127,7 @@ public sealed partial class EdgeServer : IAsyncDisposable
             foreach (var gone in _listeners.Keys.Where(k => table.ForListener(k) is null).ToList())
             {
                 _listeners.Remove(gone, out var l);
-                l!.Socket.Dispose();
+                l!.Socket.Dispose(); // its accept loop ends by itself
                 LogStoppedListening(_log, gone.ToString());
             }
 
@@ -166,6 +163,7 @@ public sealed partial class EdgeServer : IAsyncDisposable
     /// </summary>
     public async Task StopAsync(TimeSpan grace, CancellationToken ct = default)
     {
+        var loops = new List<Task>();
         lock (_applyLock)
         {
             if (!_stopping.IsCancellationRequested)
@@ -175,9 +173,11 @@ public sealed partial class EdgeServer : IAsyncDisposable
             foreach (var l in _listeners.Values)
             {
                 l.Socket.Dispose();
+                loops.Add(l.AcceptLoop);
             }
             _listeners.Clear();
         }
+        await Task.WhenAll(loops).ConfigureAwait(false);
         var until = _time.GetTimestamp() + Ticks(grace);
         while (!_connections.IsEmpty && _time.GetTimestamp() < until && !ct.IsCancellationRequested)
         {
@@ -232,7 +232,7 @@ public sealed partial class EdgeServer : IAsyncDisposable
     {
         var id = Interlocked.Increment(ref _nextId);
         var now = _time.GetTimestamp();
-        var conn = new EdgeConnection(id, client, now);
+        var conn = new EdgeConnection(client, now);
         var state = _state;
         Metrics.OnAccepted();
         _connections[id] = conn;
@@ -299,7 +299,10 @@ public sealed partial class EdgeServer : IAsyncDisposable
                     if (result.Status == HelloStatus.Invalid)
                     {
                         Fail(conn, CloseCause.HelloInvalid);
-                        LogHelloRefused(_log, Endpoint(client), result.Error.ToString(), result.Detail ?? "");
+                        var detail = ProxyV2Writer.StartsWithProxyHeader(hello.AsSpan(HeaderRoom, filled))
+                            ? "a PROXY header sent by the client (never trusted)"
+                            : result.Detail ?? "";
+                        LogHelloRefused(_log, Endpoint(client), result.Error.ToString(), detail);
                         return;
                     }
                 }
@@ -598,7 +601,7 @@ public sealed partial class EdgeServer : IAsyncDisposable
         WriteFailed,
     }
 
-    private sealed record State(RouteTable Table, EdgeSettings Settings, HashSet<IPEndPoint> Backends);
+    private sealed record State(RouteTable Table, EdgeSettings Settings);
 
     private sealed class Listener
     {
@@ -615,7 +618,7 @@ public sealed partial class EdgeServer : IAsyncDisposable
 
         public Socket Socket { get; }
 
-        public Task? AcceptLoop { get; set; }
+        public Task AcceptLoop { get; set; } = Task.CompletedTask;
 
         public static Listener Open(IPEndPoint endpoint, bool dualMode)
         {

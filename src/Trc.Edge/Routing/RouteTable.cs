@@ -75,17 +75,14 @@ public sealed class RouteTable
 /// <summary>The routes of one listener.</summary>
 public sealed class ListenerRoutes
 {
-    private readonly Dictionary<string, EdgeRoute> _exact;
+    // Span lookups: matching a name (or its parent, for wildcards) allocates nothing.
     private readonly Dictionary<string, EdgeRoute>.AlternateLookup<ReadOnlySpan<char>> _exactLookup;
-    private readonly Dictionary<string, EdgeRoute> _wildcard;
     private readonly Dictionary<string, EdgeRoute>.AlternateLookup<ReadOnlySpan<char>> _wildcardLookup;
 
     private ListenerRoutes(EdgeRoute? raw, EdgeRoute? only, Dictionary<string, EdgeRoute> exact, Dictionary<string, EdgeRoute> wildcard)
     {
         Raw = raw;
         Only = only;
-        _exact = exact;
-        _wildcard = wildcard;
         _exactLookup = exact.GetAlternateLookup<ReadOnlySpan<char>>();
         _wildcardLookup = wildcard.GetAlternateLookup<ReadOnlySpan<char>>();
     }
@@ -117,7 +114,7 @@ public sealed class ListenerRoutes
         {
             if (routes.Count > 1)
             {
-                throw new RouteTableException($"route {raw.Name}: a tcp_raw route needs {Format(listen)} alone, but {routes.Count - 1} other route(s) use it");
+                throw new RouteTableException($"route {raw.Name}: a tcp_raw route needs {listen} alone, but {routes.Count - 1} other route(s) use it");
             }
             return new ListenerRoutes(raw, raw, new(StringComparer.Ordinal), new(StringComparer.Ordinal));
         }
@@ -129,13 +126,11 @@ public sealed class ListenerRoutes
             var (map, key) = host.StartsWith("*.", StringComparison.Ordinal) ? (wildcard, host[2..]) : (exact, host);
             if (!map.TryAdd(key, route))
             {
-                throw new RouteTableException($"routes {map[key].Name} and {route.Name} both claim {host} on {Format(listen)}");
+                throw new RouteTableException($"routes {map[key].Name} and {route.Name} both claim {host} on {listen}");
             }
         }
         return new ListenerRoutes(null, routes.Count == 1 ? routes[0] : null, exact, wildcard);
     }
-
-    internal static string Format(IPEndPoint endpoint) => endpoint.ToString();
 }
 
 /// <summary>What a route hostname may be.</summary>
