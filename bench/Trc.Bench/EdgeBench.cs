@@ -164,8 +164,8 @@ public static class EdgeBench
         Console.WriteLine($"Bulk throughput: one connection uploads {BulkBytes >> 20} MiB (until the backend acknowledges the last byte), then another downloads {BulkBytes >> 20} MiB; {ClientChunk >> 10} KiB client writes.");
         Console.WriteLine($"{BulkPairs} pairs; the figure is both directions' bytes over both transfers' time. CPU: the proxy's time per GiB forwarded.");
         var bulk = await PairsAsync(BulkPairs, trc, ha, p => BulkRoundAsync(p, hellos.Bulk, BulkBytes));
-        Console.WriteLine($"  trc      {bulk.TrcMedian,6:F0} MiB/s (up {Median(bulk.Trc.Select(r => r.Up)),5:F0}, down {Median(bulk.Trc.Select(r => r.Down)),5:F0})   CPU {bulk.TrcCpu,4:F0} ms/GiB");
-        Console.WriteLine($"  HAProxy  {bulk.HaMedian,6:F0} MiB/s (up {Median(bulk.Ha.Select(r => r.Up)),5:F0}, down {Median(bulk.Ha.Select(r => r.Down)),5:F0})   CPU {bulk.HaCpu,4:F0} ms/GiB");
+        Console.WriteLine($"  trc      {bulk.TrcMedian,6:F0} MiB/s (up {Stats.Median(bulk.Trc.Select(r => r.Up)),5:F0}, down {Stats.Median(bulk.Trc.Select(r => r.Down)),5:F0})   CPU {bulk.TrcCpu,4:F0} ms/GiB");
+        Console.WriteLine($"  HAProxy  {bulk.HaMedian,6:F0} MiB/s (up {Stats.Median(bulk.Ha.Select(r => r.Up)),5:F0}, down {Stats.Median(bulk.Ha.Select(r => r.Down)),5:F0})   CPU {bulk.HaCpu,4:F0} ms/GiB");
         Console.WriteLine($"  ratio {bulk.Ratio:F2}  (pairs {bulk.RatioList}){bulk.ErrorNote}");
         result["throughput_ratio"] = Math.Round(bulk.Ratio, 3);
         result["trc_throughput_mib_s"] = Math.Round(bulk.TrcMedian);
@@ -218,25 +218,25 @@ public static class EdgeBench
 
     private sealed record Pairs(List<Round> Trc, List<Round> Ha, List<double> Ratios)
     {
-        public double Ratio => Median(Ratios);
+        public double Ratio => Stats.Median(Ratios);
 
-        public double TrcMedian => Median(Trc.Select(r => r.Value));
+        public double TrcMedian => Stats.Median(Trc.Select(r => r.Value));
 
-        public double HaMedian => Median(Ha.Select(r => r.Value));
+        public double HaMedian => Stats.Median(Ha.Select(r => r.Value));
 
-        public double TrcCpu => Median(Trc.Select(r => r.CpuPerUnit));
+        public double TrcCpu => Stats.Median(Trc.Select(r => r.CpuPerUnit));
 
-        public double HaCpu => Median(Ha.Select(r => r.CpuPerUnit));
+        public double HaCpu => Stats.Median(Ha.Select(r => r.CpuPerUnit));
 
-        public double TrcCores => Median(Trc.Select(r => r.Cores));
+        public double TrcCores => Stats.Median(Trc.Select(r => r.Cores));
 
-        public double HaCores => Median(Ha.Select(r => r.Cores));
+        public double HaCores => Stats.Median(Ha.Select(r => r.Cores));
 
-        public double TrcSelf => Median(Trc.Select(r => r.SelfPerUnit));
+        public double TrcSelf => Stats.Median(Trc.Select(r => r.SelfPerUnit));
 
-        public double HaSelf => Median(Ha.Select(r => r.SelfPerUnit));
+        public double HaSelf => Stats.Median(Ha.Select(r => r.SelfPerUnit));
 
-        public double Other => Median(Trc.Concat(Ha).Select(r => r.OtherCores));
+        public double Other => Stats.Median(Trc.Concat(Ha).Select(r => r.OtherCores));
 
         public string RatioList => string.Join(", ", Ratios.Select(x => x.ToString("F2", CultureInfo.InvariantCulture)));
 
@@ -538,17 +538,17 @@ public static class EdgeBench
             return samples[target].GetRange(round * size, size);
         }
         List<double> Added(int target, double p) =>
-            Enumerable.Range(0, LatencyRounds).Select(r => Percentile(Part(target, r), p) - Percentile(Part(0, r), p)).ToList();
+            Enumerable.Range(0, LatencyRounds).Select(r => Stats.Percentile(Part(target, r), p) - Stats.Percentile(Part(0, r), p)).ToList();
         string List(List<double> values) => string.Join(", ", values.Select(v => v.ToString("F0", CultureInfo.InvariantCulture)));
 
-        Console.WriteLine($"  direct   all samples p50 {Percentile(samples[0], 50),6:F1} µs  p99 {Percentile(samples[0], 99),7:F1} µs");
+        Console.WriteLine($"  direct   all samples p50 {Stats.Percentile(samples[0], 50),6:F1} µs  p99 {Stats.Percentile(samples[0], 99),7:F1} µs");
         foreach (var (target, name, key) in new[] { (1, "trc", ""), (2, "HAProxy", "haproxy_") })
         {
             var p50 = Added(target, 50);
             var p99 = Added(target, 99);
-            Console.WriteLine($"  {name,-8} all samples p50 {Percentile(samples[target], 50),6:F1} µs  p99 {Percentile(samples[target], 99),7:F1} µs   added: p50 {Median(p50),5:F1} µs  p99 {Median(p99),6:F1} µs  (rounds' added p99: {List(p99)})");
-            result[$"{key}{prefix}p50_added_us"] = Math.Round(Median(p50), 1);
-            result[$"{key}{prefix}p99_added_us"] = Math.Round(Median(p99), 1);
+            Console.WriteLine($"  {name,-8} all samples p50 {Stats.Percentile(samples[target], 50),6:F1} µs  p99 {Stats.Percentile(samples[target], 99),7:F1} µs   added: p50 {Stats.Median(p50),5:F1} µs  p99 {Stats.Median(p99),6:F1} µs  (rounds' added p99: {List(p99)})");
+            result[$"{key}{prefix}p50_added_us"] = Math.Round(Stats.Median(p50), 1);
+            result[$"{key}{prefix}p99_added_us"] = Math.Round(Stats.Median(p99), 1);
         }
     }
 
@@ -696,16 +696,4 @@ public static class EdgeBench
         return ((IPEndPoint)s.LocalEndPoint!).Port;
     }
 
-    private static double Median(IEnumerable<double> values) => Percentile(values.ToList(), 50);
-
-    private static double Percentile(List<double> values, double p)
-    {
-        if (values.Count == 0)
-        {
-            return double.NaN;
-        }
-        var sorted = values.Order().ToList();
-        var rank = (int)Math.Ceiling(p / 100 * sorted.Count) - 1;
-        return sorted[Math.Clamp(rank, 0, sorted.Count - 1)];
-    }
 }

@@ -60,11 +60,11 @@ public static class EventStoreBench
                     rawRates.Add(r);
                     ratios.Add(t / r);
                 }
-                var ratio = Median(ratios);
-                Console.WriteLine($"  {writers,2} writers: trc {Median(trc),8:F0}/s   raw {Median(rawRates),8:F0}/s   ratio {ratio:F2}   (pair ratios {string.Join(", ", ratios.Select(x => x.ToString("F2", CultureInfo.InvariantCulture)))})");
+                var ratio = Stats.Median(ratios);
+                Console.WriteLine($"  {writers,2} writers: trc {Stats.Median(trc),8:F0}/s   raw {Stats.Median(rawRates),8:F0}/s   ratio {ratio:F2}   (pair ratios {string.Join(", ", ratios.Select(x => x.ToString("F2", CultureInfo.InvariantCulture)))})");
                 result[$"append_ratio_{writers}"] = Math.Round(ratio, 3);
-                result[$"trc_appends_per_s_{writers}"] = Math.Round(Median(trc));
-                result[$"raw_inserts_per_s_{writers}"] = Math.Round(Median(rawRates));
+                result[$"trc_appends_per_s_{writers}"] = Math.Round(Stats.Median(trc));
+                result[$"raw_inserts_per_s_{writers}"] = Math.Round(Stats.Median(rawRates));
             }
 
             // Correctness under load: 16 writers while a second process tails the log.
@@ -75,14 +75,14 @@ public static class EventStoreBench
 
             var (lagP50, lagP99, ryw, achieved, appendLatency) = await MeasureLagAsync(store, eventsPerSecond: 2000, TimeSpan.FromSeconds(10));
             Console.WriteLine($"Projection lag at {achieved:F0} events/s (target 2000), commit to checkpoint: p50 {lagP50:F2} ms, p99 {lagP99:F2} ms");
-            Console.WriteLine($"  for scale, the appends' own round trip (send to commit acknowledged) meanwhile: p50 {Percentile(appendLatency, 50):F2} ms, p99 {Percentile(appendLatency, 99):F2} ms");
-            Console.WriteLine($"Read-your-writes wait under that load: p50 {Percentile(ryw, 50):F2} ms, p99 {Percentile(ryw, 99):F2} ms ({ryw.Count} samples)");
+            Console.WriteLine($"  for scale, the appends' own round trip (send to commit acknowledged) meanwhile: p50 {Stats.Percentile(appendLatency, 50):F2} ms, p99 {Stats.Percentile(appendLatency, 99):F2} ms");
+            Console.WriteLine($"Read-your-writes wait under that load: p50 {Stats.Percentile(ryw, 50):F2} ms, p99 {Stats.Percentile(ryw, 99):F2} ms ({ryw.Count} samples)");
             result["lag_p50_ms"] = Math.Round(lagP50, 2);
             result["lag_p99_ms"] = Math.Round(lagP99, 2);
-            result["ryw_p50_ms"] = Math.Round(Percentile(ryw, 50), 2);
-            result["ryw_p99_ms"] = Math.Round(Percentile(ryw, 99), 2);
+            result["ryw_p50_ms"] = Math.Round(Stats.Percentile(ryw, 50), 2);
+            result["ryw_p99_ms"] = Math.Round(Stats.Percentile(ryw, 99), 2);
             result["lag_events_per_s"] = Math.Round(achieved);
-            result["append_latency_p99_ms"] = Math.Round(Percentile(appendLatency, 99), 2);
+            result["append_latency_p99_ms"] = Math.Round(Stats.Percentile(appendLatency, 99), 2);
 
             await stopTail.CancelAsync();
             var seen = await tail;
@@ -273,7 +273,7 @@ public static class EventStoreBench
         await stop.CancelAsync();
         await monitor;
         _ = start;
-        return (Percentile(lags, 50), Percentile(lags, 99), ryw, achieved, appendLatency.ToList());
+        return (Stats.Percentile(lags, 50), Stats.Percentile(lags, 99), ryw, achieved, appendLatency.ToList());
     }
 
     private static async Task<List<(long Id, string Type)>> TailAsync(PostgresEventStore store, CancellationToken stop)
@@ -324,18 +324,6 @@ public static class EventStoreBench
         return Convert.ToString(await command.ExecuteScalarAsync(), CultureInfo.InvariantCulture)!;
     }
 
-    private static double Median(List<double> values) => Percentile(values, 50);
-
-    private static double Percentile(List<double> values, double p)
-    {
-        if (values.Count == 0)
-        {
-            return double.NaN;
-        }
-        var sorted = values.Order().ToList();
-        var rank = (int)Math.Ceiling(p / 100 * sorted.Count) - 1;
-        return sorted[Math.Clamp(rank, 0, sorted.Count - 1)];
-    }
 
     /// <summary>A projection of realistic cost: one upsert per event.</summary>
     private sealed class BenchProjection : IProjection
