@@ -47,14 +47,18 @@ internal sealed class EdgeConnection(Socket client, long acceptedAt)
         return true;
     }
 
-    /// <summary>Closes both sockets for <paramref name="cause"/>; the first cause wins.</summary>
-    public bool Abort(CloseCause cause)
+    /// <summary>
+    /// Closes both sockets for <paramref name="cause"/>; the first cause wins. The cause is counted in
+    /// <paramref name="metrics"/> before the sockets close, so a peer that sees the close also sees the count.
+    /// </summary>
+    public bool Abort(CloseCause cause, EdgeMetrics metrics)
     {
         if (Interlocked.Exchange(ref _aborted, 1) != 0)
         {
             return false;
         }
         AbortCause = cause;
+        metrics.OnCause(cause, Route);
         Client.Dispose();
         Volatile.Read(ref _backend)?.Dispose();
         return true;

@@ -519,10 +519,7 @@ public sealed partial class EdgeServer : IAsyncDisposable
 
     private void Fail(EdgeConnection conn, CloseCause cause)
     {
-        if (conn.Abort(cause))
-        {
-            Metrics.OnCause(cause, conn.Route);
-        }
+        conn.Abort(cause, Metrics);
     }
 
     private void Sweep()
