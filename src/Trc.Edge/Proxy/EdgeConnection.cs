@@ -24,6 +24,11 @@ internal sealed class EdgeConnection(Socket client, long acceptedAt)
     /// <summary>When a drained connection is closed (a timestamp), or 0.</summary>
     public long DrainDeadline;
 
+    /// <summary>When the backend connect in progress is given up (a timestamp), or 0 when none is.</summary>
+    public long ConnectDeadline;
+
+    private Socket? _connecting;
+
     /// <summary>The backend the connection was forwarded to, once connected.</summary>
     public IPEndPoint? Backend { get; private set; }
 
@@ -33,6 +38,27 @@ internal sealed class EdgeConnection(Socket client, long acceptedAt)
     public CloseCause? AbortCause { get; private set; }
 
     public bool IsAborted => Volatile.Read(ref _aborted) != 0;
+
+    /// <summary>Notes a backend connect in progress, so the sweeper can end it at <paramref name="deadline"/>.</summary>
+    public void BeginConnect(Socket socket, long deadline)
+    {
+        Volatile.Write(ref _connecting, socket);
+        Volatile.Write(ref ConnectDeadline, deadline);
+        if (IsAborted)
+        {
+            CancelConnect();
+        }
+    }
+
+    /// <summary>The connect attempt is over; true when the sweeper cut it short.</summary>
+    public bool EndConnect()
+    {
+        Volatile.Write(ref ConnectDeadline, 0);
+        return Interlocked.Exchange(ref _connecting, null) is null;
+    }
+
+    /// <summary>Closes the socket of the connect in progress, which ends the attempt.</summary>
+    public void CancelConnect() => Interlocked.Exchange(ref _connecting, null)?.Dispose();
 
     /// <summary>Records the backend socket; false (and the socket closed) when the connection was aborted meanwhile.</summary>
     public bool SetBackend(Socket socket, IPEndPoint endpoint)
@@ -60,6 +86,7 @@ internal sealed class EdgeConnection(Socket client, long acceptedAt)
         AbortCause = cause;
         metrics.OnCause(cause, Route);
         Client.Dispose();
+        CancelConnect();
         Volatile.Read(ref _backend)?.Dispose();
         return true;
     }

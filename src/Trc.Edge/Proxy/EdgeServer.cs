@@ -245,6 +245,8 @@ public sealed partial class EdgeServer : IAsyncDisposable
                 return;
             }
             client.NoDelay = true;
+            // Reads are tried at once and only wait (without a buffer) when nothing is there.
+            client.Blocking = false;
             var routes = state.Table.ForListener(listen);
             EdgeRoute? route;
             var filled = 0;
@@ -265,8 +267,6 @@ public sealed partial class EdgeServer : IAsyncDisposable
                 {
                     if (hello is null)
                     {
-                        // Wait without a buffer: a connection that sends nothing holds none.
-                        await client.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
                         hello = ArrayPool<byte>.Shared.Rent(HeaderRoom + SmallHelloBuffer);
                     }
                     else if (HeaderRoom + filled == hello.Length)
@@ -283,7 +283,22 @@ public sealed partial class EdgeServer : IAsyncDisposable
                         hello = bigger;
                     }
                     var room = Math.Min(hello.Length, HeaderRoom + HelloCap) - HeaderRoom - filled;
-                    var n = await client.ReceiveAsync(hello.AsMemory(HeaderRoom + filled, room), SocketFlags.None).ConfigureAwait(false);
+                    var n = client.Receive(hello, HeaderRoom + filled, room, SocketFlags.None, out var error);
+                    if (error == SocketError.WouldBlock)
+                    {
+                        if (filled == 0)
+                        {
+                            // Wait without a buffer: a connection that sends nothing holds none.
+                            ArrayPool<byte>.Shared.Return(hello);
+                            hello = null;
+                        }
+                        await client.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
+                        continue;
+                    }
+                    if (error != SocketError.Success)
+                    {
+                        throw new SocketException((int)error);
+                    }
                     if (n == 0)
                     {
                         Fail(conn, CloseCause.HelloIncomplete);
@@ -343,11 +358,7 @@ public sealed partial class EdgeServer : IAsyncDisposable
             }
             if (headerLength + filled > 0)
             {
-                try
-                {
-                    await backend.SendAsync(hello.AsMemory(HeaderRoom - headerLength, headerLength + filled), SocketFlags.None).ConfigureAwait(false);
-                }
-                catch (Exception e) when (e is SocketException or ObjectDisposedException)
+                if (!await SendAllAsync(backend, hello!, HeaderRoom - headerLength, headerLength + filled).ConfigureAwait(false))
                 {
                     Fail(conn, CloseCause.BackendError);
                     return;
@@ -406,20 +417,31 @@ public sealed partial class EdgeServer : IAsyncDisposable
                     return null;
                 }
                 var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+                // The sweeper closes the socket when the connect outlives its deadline (no timer per attempt).
+                conn.BeginConnect(socket, _time.GetTimestamp() + Ticks(settings.ConnectTimeout));
                 try
                 {
                     socket.NoDelay = true;
-                    using var timeout = new CancellationTokenSource(settings.ConnectTimeout, _time);
-                    await socket.ConnectAsync(endpoint, timeout.Token).ConfigureAwait(false);
-                    _backendDownUntil.TryRemove(endpoint, out _);
+                    socket.Blocking = false;
+                    await socket.ConnectAsync(endpoint).ConfigureAwait(false);
+                    conn.EndConnect();
+                    if (_backendDownUntil.Count != 0)
+                    {
+                        _backendDownUntil.TryRemove(endpoint, out _);
+                    }
                     return conn.SetBackend(socket, endpoint) ? socket : null;
                 }
-                catch (Exception e) when (e is SocketException or OperationCanceledException)
+                catch (Exception e) when (e is SocketException or ObjectDisposedException)
                 {
+                    var timedOut = conn.EndConnect();
                     socket.Dispose();
+                    if (conn.IsAborted)
+                    {
+                        return null;
+                    }
                     _backendDownUntil[endpoint] = _time.GetTimestamp() + Ticks(settings.BackendRetryAfter);
                     Metrics.OnBackendConnectFailed(endpoint.ToString());
-                    LogBackendFailed(_log, route.Name, endpoint.ToString(), e is SocketException se ? se.SocketErrorCode.ToString() : "Timeout");
+                    LogBackendFailed(_log, route.Name, endpoint.ToString(), timedOut ? "Timeout" : e is SocketException se ? se.SocketErrorCode.ToString() : e.GetType().Name);
                 }
             }
         }
@@ -428,29 +450,14 @@ public sealed partial class EdgeServer : IAsyncDisposable
 
     private async Task SpliceAsync(EdgeConnection conn, Socket client, Socket backend, RouteMetrics metrics)
     {
-        var up = PumpAsync(client, backend, conn, metrics, fromClient: true);
+        // Each direction ends on its own: an EOF is passed on as a half-close and the other direction
+        // goes on; a failure closes the connection (both sockets), which ends the other direction too.
         var down = PumpAsync(backend, client, conn, metrics, fromClient: false);
-        var first = await Task.WhenAny(up, down).ConfigureAwait(false);
-        if (Cause(first.Result, first == up) is { } cause)
-        {
-            Fail(conn, cause);
-        }
-        var other = first == up ? down : up;
-        var end = await other.ConfigureAwait(false);
-        if (Cause(end, other == up) is { } late)
-        {
-            Fail(conn, late);
-        }
+        await PumpAsync(client, backend, conn, metrics, fromClient: true).ConfigureAwait(false);
+        await down.ConfigureAwait(false);
     }
 
-    private static CloseCause? Cause(PumpEnd end, bool fromClient) => end switch
-    {
-        PumpEnd.Eof => null,
-        PumpEnd.ReadFailed => fromClient ? CloseCause.ClientError : CloseCause.BackendError,
-        _ => fromClient ? CloseCause.BackendError : CloseCause.ClientError,
-    };
-
-    private async Task<PumpEnd> PumpAsync(Socket from, Socket to, EdgeConnection conn, RouteMetrics metrics, bool fromClient)
+    private async Task PumpAsync(Socket from, Socket to, EdgeConnection conn, RouteMetrics metrics, bool fromClient)
     {
         byte[]? buffer = null;
         try
@@ -458,6 +465,7 @@ public sealed partial class EdgeServer : IAsyncDisposable
             while (true)
             {
                 int n;
+                SocketError error;
                 try
                 {
                     if (buffer is null)
@@ -466,11 +474,24 @@ public sealed partial class EdgeServer : IAsyncDisposable
                         await from.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
                         buffer = ArrayPool<byte>.Shared.Rent(CopyBuffer);
                     }
-                    n = await from.ReceiveAsync(buffer, SocketFlags.None).ConfigureAwait(false);
+                    // Both sockets are non-blocking: this read takes what is there, or says nothing is.
+                    n = from.Receive(buffer, 0, buffer.Length, SocketFlags.None, out error);
                 }
                 catch (Exception e) when (e is SocketException or ObjectDisposedException)
                 {
-                    return PumpEnd.ReadFailed;
+                    Fail(conn, fromClient ? CloseCause.ClientError : CloseCause.BackendError);
+                    return;
+                }
+                if (error == SocketError.WouldBlock)
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = null;
+                    continue;
+                }
+                if (error != SocketError.Success)
+                {
+                    Fail(conn, fromClient ? CloseCause.ClientError : CloseCause.BackendError);
+                    return;
                 }
                 if (n == 0)
                 {
@@ -482,16 +503,13 @@ public sealed partial class EdgeServer : IAsyncDisposable
                     {
                         // The other side is gone already; the other direction reports it.
                     }
-                    return PumpEnd.Eof;
+                    return;
                 }
                 conn.LastActivity = _time.GetTimestamp();
-                try
+                if (!await SendAllAsync(to, buffer, 0, n).ConfigureAwait(false))
                 {
-                    await to.SendAsync(buffer.AsMemory(0, n), SocketFlags.None).ConfigureAwait(false);
-                }
-                catch (Exception e) when (e is SocketException or ObjectDisposedException)
-                {
-                    return PumpEnd.WriteFailed;
+                    Fail(conn, fromClient ? CloseCause.BackendError : CloseCause.ClientError);
+                    return;
                 }
                 if (fromClient)
                 {
@@ -501,11 +519,6 @@ public sealed partial class EdgeServer : IAsyncDisposable
                 {
                     metrics.AddToClient(n);
                 }
-                if (n < buffer.Length && from.Available == 0)
-                {
-                    ArrayPool<byte>.Shared.Return(buffer);
-                    buffer = null;
-                }
             }
         }
         finally
@@ -514,6 +527,32 @@ public sealed partial class EdgeServer : IAsyncDisposable
             {
                 ArrayPool<byte>.Shared.Return(buffer);
             }
+        }
+    }
+
+    /// <summary>
+    /// Sends all of the bytes: first straight away (the socket is non-blocking; usually the kernel
+    /// takes them all and no asynchronous operation is needed), then the rest asynchronously.
+    /// False when the socket failed or was closed.
+    /// </summary>
+    private static async ValueTask<bool> SendAllAsync(Socket to, byte[] buffer, int offset, int count)
+    {
+        try
+        {
+            var sent = to.Send(buffer, offset, count, SocketFlags.None, out var error);
+            if (error != SocketError.Success && error != SocketError.WouldBlock)
+            {
+                return false;
+            }
+            if (sent < count)
+            {
+                await to.SendAsync(buffer.AsMemory(offset + sent, count - sent), SocketFlags.None).ConfigureAwait(false);
+            }
+            return true;
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            return false;
         }
     }
 
@@ -532,6 +571,12 @@ public sealed partial class EdgeServer : IAsyncDisposable
             {
                 var hello = Volatile.Read(ref c.HelloDeadline);
                 var drain = Volatile.Read(ref c.DrainDeadline);
+                var connect = Volatile.Read(ref c.ConnectDeadline);
+                if (connect != 0 && now > connect)
+                {
+                    // Ends this attempt only; the next backend may still serve the client.
+                    c.CancelConnect();
+                }
                 if (hello != 0 && now > hello)
                 {
                     Fail(c, CloseCause.HelloTimeout);
@@ -590,13 +635,6 @@ public sealed partial class EdgeServer : IAsyncDisposable
 
     [LoggerMessage(EventId = 5007, Level = LogLevel.Error, Message = "unexpected error in the edge")]
     private static partial void LogUnexpected(ILogger logger, Exception exception);
-
-    private enum PumpEnd
-    {
-        Eof,
-        ReadFailed,
-        WriteFailed,
-    }
 
     private sealed record State(RouteTable Table, EdgeSettings Settings);
 

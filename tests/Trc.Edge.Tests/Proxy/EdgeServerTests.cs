@@ -191,6 +191,59 @@ public sealed class EdgeServerTests
     }
 
     [Fact]
+    public async Task A_backend_that_never_answers_the_connect_is_given_up_at_the_timeout_and_the_next_one_serves()
+    {
+        // A listener whose accept queue is full drops further SYNs: a connect to it hangs, like a
+        // backend behind a black hole.
+        using var blackHole = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        blackHole.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        blackHole.Listen(0);
+        var fillers = new List<Socket>();
+        try
+        {
+            var hole = (IPEndPoint)blackHole.LocalEndPoint!;
+            while (true)
+            {
+                var filler = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                fillers.Add(filler);
+                using var quick = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+                try
+                {
+                    await filler.ConnectAsync(hole, quick.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+                Assert.True(fillers.Count < 64, "the accept queue never filled");
+            }
+
+            await using var edge = new EdgeHarness(new EdgeSettings { ConnectTimeout = TimeSpan.FromMilliseconds(600) });
+            var live = edge.Backend(IPAddress.Loopback);
+            var listen = edge.Apply(EdgeHarness.Raw("hole", Any4, hole, live.EndPoint))[0];
+            var started = DateTime.UtcNow;
+            var served = 0;
+            for (var i = 0; i < 2; i++)
+            {
+                // Round robin: one of the two connections tries the black hole first.
+                using var socket = await Net.ConnectAsync(listen);
+                await using var stream = new NetworkStream(socket);
+                Assert.True(await Exchange.RoundAsync(stream, 10, (byte)i), "the live backend serves after the black hole times out");
+                served++;
+            }
+            var took = (DateTime.UtcNow - started).TotalSeconds;
+            Assert.Equal(2, served);
+            Assert.Equal(2, live.Accepted);
+            Assert.InRange(took, 0.55, 5);
+            Assert.Contains($"backend=\"{hole}\"", edge.Server.Metrics.Render());
+        }
+        finally
+        {
+            fillers.ForEach(f => f.Dispose());
+        }
+    }
+
+    [Fact]
     public async Task With_no_backend_reachable_the_client_is_closed()
     {
         await using var edge = new EdgeHarness();
