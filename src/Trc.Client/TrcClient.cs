@@ -287,6 +287,15 @@ public sealed partial class TrcClient : IDisposable
         return GetAsync<EventPageView>(EventsPath(query, stream: false) + QueryString(query, query.After), ct);
     }
 
+    // ---- edge --------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Every route with its listen addresses and backends (platform admin). With <paramref name="after"/>
+    /// set to an event id, the answer waits until the catalog has applied that event.
+    /// </summary>
+    public Task<EdgeRoutesView> GetEdgeRoutesAsync(long after = 0, CancellationToken ct = default) =>
+        GetAsync<EdgeRoutesView>(after > 0 ? ApiPaths.EdgeRoutes + "?after=" + after.ToString(CultureInfo.InvariantCulture) : ApiPaths.EdgeRoutes, ct);
+
     private static string EventsPath(EventQuery query, bool stream) => query.Org is null
         ? stream ? ApiPaths.EventsStream : ApiPaths.Events
         : stream ? ApiPaths.OrgEventsStream(query.Org) : ApiPaths.OrgEvents(query.Org);

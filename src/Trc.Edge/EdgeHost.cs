@@ -10,8 +10,20 @@ namespace Trc.Edge;
 /// <summary>What <see cref="EdgeHost"/> runs.</summary>
 public sealed record EdgeHostOptions
 {
-    /// <summary>The routes file (<c>trc edge --routes FILE</c>).</summary>
-    public required string RoutesFile { get; init; }
+    /// <summary>The routes file (<c>trc edge --routes FILE</c>); null when the routes come from <see cref="ControlPlane"/>.</summary>
+    public string? RoutesFile { get; init; }
+
+    /// <summary>The control plane the routes come from (<c>trc edge --control-plane URL</c>), or null.</summary>
+    public IEdgeRouteSource? ControlPlane { get; init; }
+
+    /// <summary>With <see cref="ControlPlane"/>: the snapshot already read, applied before the edge listens for changes.</summary>
+    public Core.Api.EdgeRoutesView? InitialRoutes { get; init; }
+
+    /// <summary>With <see cref="ControlPlane"/>: the edge's public addresses and port map.</summary>
+    public EdgeListenPlan ListenPlan { get; init; } = new();
+
+    /// <summary>With <see cref="ControlPlane"/>: timeouts and limits (a routes file carries its own).</summary>
+    public EdgeSettings Settings { get; init; } = new();
 
     /// <summary>Where to serve Prometheus metrics (<c>GET /metrics</c>), or null for nowhere.</summary>
     public IPEndPoint? Metrics { get; init; }
@@ -21,9 +33,10 @@ public sealed record EdgeHostOptions
 }
 
 /// <summary>
-/// <c>trc edge</c> in standalone mode: an <see cref="EdgeServer"/> fed from a routes file, which is
-/// read again when it changes (or on <see cref="Reload"/>, which SIGHUP calls). A file that does
-/// not parse, or whose listeners cannot be opened, is reported and the routes in force stay.
+/// <c>trc edge</c>: an <see cref="EdgeServer"/> fed either from a routes file (standalone mode),
+/// which is read again when it changes (or on <see cref="Reload"/>, which SIGHUP calls), or from the
+/// control plane (<see cref="ControlPlaneFeed"/>). A file that does not parse, a snapshot that
+/// cannot be applied, or listeners that cannot be opened are reported and the routes in force stay.
 /// </summary>
 public sealed partial class EdgeHost : IAsyncDisposable
 {
@@ -48,11 +61,22 @@ public sealed partial class EdgeHost : IAsyncDisposable
     /// <summary>Where metrics are served, once started.</summary>
     public IPEndPoint? MetricsBound => _metrics?.Bound;
 
-    /// <summary>How many times the routes file was applied (the first load included).</summary>
-    public int Applied { get; private set; }
+    /// <summary>How many times the routes file (or a control plane snapshot) was applied, the first included.</summary>
+    public int Applied => Feed?.Applied ?? _fileApplied;
 
-    /// <summary>The last problem with the routes file, or null when the last read was applied.</summary>
-    public string? LastError { get; private set; }
+    /// <summary>The control plane feed, in that mode.</summary>
+    public ControlPlaneFeed? Feed { get; private set; }
+
+    private int _fileApplied;
+
+    /// <summary>The last problem with the routes file (or the control plane), or null when the last read was applied.</summary>
+    public string? LastError
+    {
+        get => Feed is null ? _lastError : Feed.LastError;
+        private set => _lastError = value;
+    }
+
+    private string? _lastError;
 
     /// <summary>
     /// Reads the routes file and starts the edge. The first read must succeed (the edge does not
@@ -63,6 +87,18 @@ public sealed partial class EdgeHost : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
         loggers ??= NullLoggerFactory.Instance;
+        if (options.ControlPlane is { } source)
+        {
+            if (options.RoutesFile is not null)
+            {
+                throw new ArgumentException("a routes file or a control plane, not both", nameof(options));
+            }
+            return Task.FromResult(StartFed(options, source, loggers));
+        }
+        if (options.RoutesFile is null)
+        {
+            throw new ArgumentException("a routes file or a control plane is needed", nameof(options));
+        }
         var (settings, table) = RoutesFile.Load(options.RoutesFile);
         var server = new EdgeServer(settings, loggers.CreateLogger<EdgeServer>());
         var host = new EdgeHost(options, server, loggers.CreateLogger<EdgeHost>());
@@ -70,7 +106,7 @@ public sealed partial class EdgeHost : IAsyncDisposable
         {
             host._seen = Stamp(options.RoutesFile);
             server.Apply(table, settings);
-            host.Applied = 1;
+            host._fileApplied = 1;
             if (options.Metrics is { } metrics)
             {
                 host._metrics = Metrics.MetricsEndpoint.Start(metrics, server.Metrics.Render);
@@ -85,9 +121,38 @@ public sealed partial class EdgeHost : IAsyncDisposable
         return Task.FromResult(host);
     }
 
-    /// <summary>Reads the routes file again and applies it; false (with <see cref="LastError"/> set and logged) when it cannot be.</summary>
+    private static EdgeHost StartFed(EdgeHostOptions options, IEdgeRouteSource source, ILoggerFactory loggers)
+    {
+        var server = new EdgeServer(options.Settings, loggers.CreateLogger<EdgeServer>());
+        var host = new EdgeHost(options, server, loggers.CreateLogger<EdgeHost>());
+        try
+        {
+            if (options.Metrics is { } metrics)
+            {
+                host._metrics = Metrics.MetricsEndpoint.Start(metrics, server.Metrics.Render);
+            }
+        }
+        catch
+        {
+            _ = server.DisposeAsync().AsTask();
+            throw;
+        }
+        host.Feed = new ControlPlaneFeed(server, source, options.ListenPlan, loggers.CreateLogger<ControlPlaneFeed>());
+        var initial = options.InitialRoutes;
+        host._watch = Task.Run(() => host.Feed.RunAsync(initial, host._stop.Token), CancellationToken.None);
+        return host;
+    }
+
+    /// <summary>
+    /// Reads the routes file again and applies it; false (with <see cref="LastError"/> set and logged) when it cannot be.
+    /// Fed by the control plane, the edge follows its change stream instead, and this does nothing.
+    /// </summary>
     public bool Reload()
     {
+        if (_options.RoutesFile is null)
+        {
+            return true;
+        }
         lock (_reloadLock)
         {
             try
@@ -95,7 +160,7 @@ public sealed partial class EdgeHost : IAsyncDisposable
                 _seen = Stamp(_options.RoutesFile);
                 var (settings, table) = RoutesFile.Load(_options.RoutesFile);
                 Server.Apply(table, settings);
-                Applied++;
+                _fileApplied++;
                 LastError = null;
                 LogReloaded(_log, _options.RoutesFile, table.Routes.Count);
                 return true;
@@ -116,7 +181,7 @@ public sealed partial class EdgeHost : IAsyncDisposable
             try
             {
                 await Task.Delay(_options.ReloadInterval, ct).ConfigureAwait(false);
-                if (Stamp(_options.RoutesFile) != _seen)
+                if (Stamp(_options.RoutesFile!) != _seen)
                 {
                     Reload();
                 }

@@ -66,6 +66,7 @@ public abstract class AuthMatrixTests(AuthMatrixTests.World world)
         new("GET", "/v1/orgs/{org}/events/stream", Access.Viewer),
         new("GET", "/v1/events", Access.Admin),
         new("GET", "/v1/events/stream", Access.Admin),
+        new("GET", "/v1/edge/routes", Access.Admin),
     ];
 
     public static TheoryData<string> Keys() => new(All.Select(e => $"{e.Method} {e.Template}"));

@@ -146,6 +146,58 @@ public abstract class RoutesTests(ServerFixture fixture)
     }
 
     [Fact]
+    public async Task Edges_read_every_route_with_where_it_listens_as_of_the_event_they_saw()
+    {
+        var org = Setup.OrgName();
+        var owner = await Setup.ShopAsync(Server, org);
+        var host = Host("edge");
+        await TestServer.Send(owner, HttpMethod.Put, ApiPaths.Ipv4(org, "shop", "prod")).Json<Ipv4View>();
+        try
+        {
+        await TestServer.Send(owner, HttpMethod.Post, ApiPaths.Routes(org, "shop", "prod"), Setup.Route(host) with { ProxyProtocol = "v2", BackendExpectsProxyProtocol = true, Ipv4Required = true }).Expect(HttpStatusCode.Created);
+        await TestServer.Send(owner, HttpMethod.Post, ApiPaths.Routes(org, "shop", "prod"), Setup.Route(host, 8443, backend: 5432)).Expect(HttpStatusCode.Created);
+        await TestServer.Send(owner, HttpMethod.Post, ApiPaths.Routes(org, "shop", "prod"), Setup.Route("db." + host, 5432, "tcp_raw", 5432)).Expect(HttpStatusCode.Created);
+        var last = (await TestServer.Send(owner, HttpMethod.Get, ApiPaths.OrgEvents(org) + "?limit=1000").Json<EventPageView>()).Events[^1].Id;
+
+        // Routes are created read-your-writes, so the catalog has them; after= makes the edge's own read wait for them.
+        var view = await TestServer.Send(Server.Admin, HttpMethod.Get, ApiPaths.EdgeRoutes + $"?after={last}").Json<EdgeRoutesView>();
+        Assert.True(view.Position >= last, $"position {view.Position} is before event {last}");
+        var mine = view.Routes.Where(r => r.Org == org).ToDictionary(r => (r.Hostname, r.ListenPort));
+        Assert.Equal(3, mine.Count);
+        var tls = mine[(host, 443)];
+        Assert.Equal(($"{org}/shop/prod/{host}:443", "tls_passthrough", "v2", "web", 8443), (tls.Name, tls.Protocol, tls.ProxyProtocol, tls.Process, tls.BackendPort));
+        Assert.StartsWith("203.0.113.", tls.Ipv4);
+        Assert.Null(mine[(host, 8443)].Ipv4); // not ipv4_required: IPv6 only
+        Assert.Equal(5432, mine[(host, 8443)].BackendPort);
+        Assert.Equal(("tcp_raw", "off"), (mine[("db." + host, 5432)].Protocol, mine[("db." + host, 5432)].ProxyProtocol));
+        // No instance is placed yet (that arrives with the scheduler): no backend.
+        Assert.All(mine.Values, r => Assert.Empty(r.Backends));
+
+        await TestServer.Send(owner, HttpMethod.Delete, ApiPaths.Route(org, "shop", "prod", host, 8443)).Expect(HttpStatusCode.NoContent);
+        view = await TestServer.Send(Server.Admin, HttpMethod.Get, ApiPaths.EdgeRoutes).Json<EdgeRoutesView>();
+        mine = view.Routes.Where(r => r.Org == org).ToDictionary(r => (r.Hostname, r.ListenPort));
+        Assert.Equal(2, mine.Count);
+        Assert.False(mine.ContainsKey((host, 8443)));
+        }
+        finally
+        {
+            // The pool is shared with the other tests of this server.
+            (await TestServer.Send(owner, HttpMethod.Delete, ApiPaths.Route(org, "shop", "prod", host, 443)).Response).Dispose();
+            (await TestServer.Send(owner, HttpMethod.Delete, ApiPaths.Ipv4(org, "shop", "prod")).Response).Dispose();
+        }
+    }
+
+    [Theory]
+    [InlineData("-1")]
+    [InlineData("abc")]
+    [InlineData("99999999999999999999999")]
+    public async Task A_bad_after_on_the_edge_routes_is_refused_by_name(string after)
+    {
+        var problem = await TestServer.Send(Server.Admin, HttpMethod.Get, ApiPaths.EdgeRoutes + "?after=" + Uri.EscapeDataString(after)).Problem(HttpStatusCode.BadRequest, "invalid_query");
+        Assert.Equal("after", problem.Field);
+    }
+
+    [Fact]
     public async Task The_route_quota_is_checked_with_its_limit_and_request()
     {
         var org = Setup.OrgName();

@@ -47,6 +47,7 @@ public static class Endpoints
         MapSecrets(v1, s);
         MapVolumes(v1, s);
         EventEndpoints.Map(v1, s);
+        EdgeEndpoints.Map(v1, s);
     }
 
     // ---- orgs, quotas ------------------------------------------------------------------------------

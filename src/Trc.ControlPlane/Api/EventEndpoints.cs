@@ -52,7 +52,7 @@ public static class EventEndpoints
         }).Produces(200, contentType: "text/event-stream").WithName("streamEvents").WithSummary("Every event as Server-Sent Events (platform admin).");
     }
 
-    private static void RequireAdmin(HttpContext http)
+    internal static void RequireAdmin(HttpContext http)
     {
         if (!Caller.Get(http).IsAdmin)
         {
@@ -82,7 +82,7 @@ public static class EventEndpoints
         return (after, limit, new EventFilter(types.Count == 0 ? null : types, node.Length == 0 ? null : node, tenant));
     }
 
-    private static long Number(Microsoft.Extensions.Primitives.StringValues value, string name, long min, long max, long fallback)
+    internal static long Number(Microsoft.Extensions.Primitives.StringValues value, string name, long min, long max, long fallback)
     {
         if (value.Count == 0 || string.IsNullOrEmpty(value[0]))
         {

@@ -122,6 +122,29 @@ public sealed class CatalogReader(ISqlDatabase database)
                 Convert.ToInt64(r.GetValue(7), CultureInfo.InvariantCulture) != 0, org, app, env, Time(r.GetString(8))),
             ct, ("@e", envId.ToString("D")));
 
+    /// <summary>
+    /// Every route of the platform, for edges. Backends stay empty until instances are placed
+    /// (the scheduler's issue); the edge then closes the route's connections as unavailable.
+    /// </summary>
+    public Task<List<EdgeRouteView>> EdgeRoutesAsync(CancellationToken ct) =>
+        QueryAsync(
+            """
+            SELECT o.name, e.app, e.name, r.hostname, r.listen_port, r.protocol, r.proxy_protocol, r.process, r.backend_port, r.ipv4_required, e.ipv4_address
+            FROM cp_routes r JOIN cp_envs e ON e.id = r.env_id JOIN cp_orgs o ON o.id = r.org_id
+            ORDER BY r.hostname, r.listen_port
+            """,
+            r =>
+            {
+                var port = Convert.ToInt32(r.GetValue(4), CultureInfo.InvariantCulture);
+                // A route is served on its env's dedicated IPv4 when it asks to be (ipv4_required), which
+                // is also what the port bundle counts.
+                var ipv4 = Convert.ToInt64(r.GetValue(9), CultureInfo.InvariantCulture) != 0 && !r.IsDBNull(10) ? r.GetString(10) : null;
+                var (org, app, env, host) = (r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3));
+                return new EdgeRouteView($"{org}/{app}/{env}/{host}:{port}", org, app, env, host, port, r.GetString(5), r.GetString(6), r.GetString(7),
+                    Convert.ToInt32(r.GetValue(8), CultureInfo.InvariantCulture), ipv4, []);
+            },
+            ct);
+
     /// <summary>An env's IPv4 add-on, if on.</summary>
     public async Task<Ipv4View?> Ipv4Async(Guid envId, CancellationToken ct) =>
         (await QueryAsync("SELECT ipv4_address, ipv4_ports FROM cp_envs WHERE id = @e AND ipv4_address IS NOT NULL",

@@ -108,6 +108,17 @@ public sealed class CommandRunner(IEventStore store, IProjectionBackend projecti
         return last;
     }
 
+    /// <summary>
+    /// The catalog's position (the last event it applied) once it has passed <paramref name="eventId"/>;
+    /// a <see cref="NotReadyException"/> when it does not within the read timeout.
+    /// </summary>
+    public async Task<long> CatalogPositionAsync(long eventId, CancellationToken ct)
+    {
+        await WaitForCatalogAsync(eventId, ct).ConfigureAwait(false);
+        var checkpoints = await projections.GetCheckpointsAsync([CatalogProjection.ProjectionName], ct).ConfigureAwait(false);
+        return checkpoints.GetValueOrDefault(CatalogProjection.ProjectionName);
+    }
+
     private async Task WaitForCatalogAsync(long eventId, CancellationToken ct)
     {
         if (!await _waiter.WaitAsync([CatalogProjection.ProjectionName], eventId, readTimeout, ct).ConfigureAwait(false))

@@ -44,6 +44,7 @@ public static class ApiPaths
     public const string WhoAmI = "/v1/whoami";
     public const string Events = "/v1/events";
     public const string EventsStream = "/v1/events/stream";
+    public const string EdgeRoutes = "/v1/edge/routes";
     public const string OpenApi = "/v1/openapi.json";
 
     public static string Org(string org) => $"{Orgs}/{Uri.EscapeDataString(org)}";
@@ -187,6 +188,40 @@ public sealed record EventView(
     string? RoutingKey);
 
 public sealed record EventPageView(IReadOnlyList<EventView> Events, long NextCursor);
+
+/// <summary>
+/// What an edge needs of one route: where it listens (every public address of the edge, plus the
+/// env's dedicated IPv4 when the route has <c>ipv4_required</c>), how it routes, and the
+/// backends (instance overlay addresses with the backend port) of its process.
+/// </summary>
+/// <param name="Name">A stable name for logs and metrics: <c>org/app/env/hostname:port</c>.</param>
+/// <param name="Org">The org.</param>
+/// <param name="App">The app.</param>
+/// <param name="Env">The env.</param>
+/// <param name="Hostname">The hostname (the SNI name for <c>tls_passthrough</c>; a label only for <c>tcp_raw</c>).</param>
+/// <param name="ListenPort">The public port.</param>
+/// <param name="Protocol"><c>tls_passthrough</c> or <c>tcp_raw</c>.</param>
+/// <param name="ProxyProtocol"><c>off</c> or <c>v2</c>.</param>
+/// <param name="Process">The process whose instances serve the route.</param>
+/// <param name="BackendPort">The port the instances listen on.</param>
+/// <param name="Ipv4">The env's dedicated IPv4 address when the route is served on it, else null.</param>
+/// <param name="Backends">Endpoints like <c>[fd00:1::10]:8443</c>; empty while the process has no running instance.</param>
+public sealed record EdgeRouteView(
+    string Name,
+    string Org,
+    string App,
+    string Env,
+    string Hostname,
+    int ListenPort,
+    string Protocol,
+    string ProxyProtocol,
+    string Process,
+    int BackendPort,
+    string? Ipv4,
+    IReadOnlyList<string> Backends);
+
+/// <summary>Every route of the platform as of event <paramref name="Position"/>: follow the change stream after it.</summary>
+public sealed record EdgeRoutesView(long Position, IReadOnlyList<EdgeRouteView> Routes);
 
 /// <summary>An RFC 7807 problem with trc's stable <c>code</c> and the offending <c>field</c> (a JSON path into the body, a query parameter or a header).</summary>
 public sealed record ProblemView(

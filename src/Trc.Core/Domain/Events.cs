@@ -59,6 +59,13 @@ public static class EventNames
     public const string PortRawClaimed = "port.raw_claimed";
     public const string PortRawReleased = "port.raw_released";
 #pragma warning restore CS1591
+
+    /// <summary>
+    /// The event types that change what an edge routes: an edge following the change stream takes
+    /// its route snapshot again on any of these. (Instance placement adds its types here.)
+    /// </summary>
+    public static IReadOnlyList<string> EdgeRouting { get; } =
+        [RouteAdded, RouteRemoved, RouteChanged, HostnameMoved, EnvIpv4Enabled, EnvIpv4Disabled];
 }
 
 /// <summary>Per-org limits.</summary>

@@ -399,6 +399,10 @@ public sealed partial class EdgeServer : IAsyncDisposable
     private async Task<Socket?> ConnectAsync(EdgeRoute route, EdgeSettings settings, EdgeConnection conn)
     {
         var backends = route.Backends;
+        if (backends.Count == 0)
+        {
+            return null;
+        }
         var rotation = _rotation.GetOrAdd(route.Name, _ => new StrongBox<int>());
         var start = (int)((uint)Interlocked.Increment(ref rotation.Value) % (uint)backends.Count);
         // First the backends that have not just failed, then (if all have) those that have.

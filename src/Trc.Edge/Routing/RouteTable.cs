@@ -37,7 +37,10 @@ public sealed class RouteTable
     /// <summary>The routes of one listener, or null when no route uses it.</summary>
     public ListenerRoutes? ForListener(IPEndPoint listen) => _listeners.GetValueOrDefault(listen);
 
-    /// <summary>Builds a table; refuses two routes for one (listener, hostname) and raw routes that share a listener.</summary>
+    /// <summary>
+    /// Builds a table; refuses two routes for one (listener, hostname) and raw routes that share a listener.
+    /// A route may have no backend yet (an env with no running instance): its connections are closed.
+    /// </summary>
     public static RouteTable Build(IEnumerable<EdgeRoute> routes)
     {
         ArgumentNullException.ThrowIfNull(routes);
@@ -45,10 +48,6 @@ public sealed class RouteTable
         var byListener = new Dictionary<IPEndPoint, List<EdgeRoute>>();
         foreach (var route in list)
         {
-            if (route.Backends.Count == 0)
-            {
-                throw new RouteTableException($"route {route.Name}: no backend");
-            }
             if (route.Protocol == RouteProtocol.TlsPassthrough && !HostnameRules.IsValidPattern(route.Hostname))
             {
                 throw new RouteTableException($"route {route.Name}: a tls_passthrough route needs a hostname like shop.example.com or *.example.com");

@@ -255,6 +255,17 @@ public sealed class EdgeServerTests
     }
 
     [Fact]
+    public async Task A_route_with_no_backend_yet_closes_its_connections_as_unavailable()
+    {
+        await using var edge = new EdgeHarness();
+        var listen = edge.Apply(EdgeHarness.Raw("empty", Any4))[0];
+        using var socket = await Net.ConnectAsync(listen);
+        var (_, closed) = await Net.ReadUntilClosedAsync(socket, TimeSpan.FromSeconds(10));
+        Assert.True(closed);
+        Assert.Equal(1, edge.Server.Metrics.Closed(CloseCause.BackendUnavailable));
+    }
+
+    [Fact]
     public async Task A_route_change_applies_to_new_connections_while_live_ones_go_on()
     {
         await using var edge = new EdgeHarness();

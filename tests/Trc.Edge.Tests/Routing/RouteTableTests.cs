@@ -74,6 +74,11 @@ public sealed class RouteTableTests
         Assert.Throws<RouteTableException>(() => RouteTable.Build([Tls(host)]));
 
     [Fact]
-    public void A_route_without_backends_is_refused() =>
-        Assert.Throws<RouteTableException>(() => RouteTable.Build([Tls("a.example.com") with { Backends = [] }]));
+    public void A_route_without_backends_yet_is_in_the_table()
+    {
+        // An env whose process has no running instance: the route is known (its listener opens), its connections find no backend.
+        var route = Tls("a.example.com") with { Backends = [] };
+        var table = RouteTable.Build([route]);
+        Assert.Same(route, table.ForListener(route.Listen)!.Match("a.example.com"));
+    }
 }
