@@ -88,14 +88,7 @@ public sealed partial class ControlPlaneFeed
             catch (Exception e)
             {
                 initial = null;
-                failures++;
-                LastError = e.Message;
-                LogFailed(_log, e.Message, Backoff(failures).TotalSeconds);
-                try
-                {
-                    await Task.Delay(Backoff(failures), _time, ct).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
+                if (!await FailedAsync(e, ++failures, ct).ConfigureAwait(false))
                 {
                     return;
                 }
@@ -159,14 +152,7 @@ public sealed partial class ControlPlaneFeed
             }
             catch (Exception e)
             {
-                failures++;
-                LastError = e.Message;
-                LogFailed(_log, e.Message, Backoff(failures).TotalSeconds);
-                try
-                {
-                    await Task.Delay(Backoff(failures), _time, ct).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
+                if (!await FailedAsync(e, ++failures, ct).ConfigureAwait(false))
                 {
                     return;
                 }
@@ -194,6 +180,22 @@ public sealed partial class ControlPlaneFeed
             {
                 LogSkipped(_log, line);
             }
+        }
+    }
+
+    /// <summary>Records and logs a failure, then waits out the backoff; false when cancelled meanwhile.</summary>
+    private async Task<bool> FailedAsync(Exception e, int failures, CancellationToken ct)
+    {
+        LastError = e.Message;
+        LogFailed(_log, e.Message, Backoff(failures).TotalSeconds);
+        try
+        {
+            await Task.Delay(Backoff(failures), _time, ct).ConfigureAwait(false);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
         }
     }
 
