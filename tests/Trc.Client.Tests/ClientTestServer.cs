@@ -1,8 +1,7 @@
-using System.Net;
-using Microsoft.Extensions.Logging;
 using Trc.ControlPlane;
 using Trc.Core.Api;
 using Trc.Core.Domain;
+using Trc.Testing;
 
 namespace Trc.Client.Tests;
 
@@ -12,22 +11,20 @@ namespace Trc.Client.Tests;
 /// </summary>
 public sealed class ClientTestServer : IAsyncDisposable
 {
-    private readonly string _dir;
+    private readonly TestControlPlane _server;
     private readonly List<TrcClient> _clients = [];
 
-    private ClientTestServer(ServerHost host, string dir)
+    private ClientTestServer(TestControlPlane server)
     {
-        Host = host;
-        _dir = dir;
-        AdminToken = host.AdminToken ?? File.ReadAllText(host.AdminTokenFile).Trim();
+        _server = server;
         Admin = Client(AdminToken);
     }
 
-    public ServerHost Host { get; }
+    public ServerHost Host => _server.Host;
 
-    public Uri Address => Host.Address;
+    public Uri Address => _server.Address;
 
-    public string AdminToken { get; }
+    public string AdminToken => _server.AdminToken;
 
     public TrcClient Admin { get; }
 
@@ -52,24 +49,7 @@ public sealed class ClientTestServer : IAsyncDisposable
 
     public static string Image { get; } = "registry.example.com/shop@sha256:" + new string('a', 64);
 
-    public static async Task<ClientTestServer> StartAsync()
-    {
-        var dir = Directory.CreateTempSubdirectory("trc-client-").FullName;
-        var options = new ServerOptions
-        {
-            Database = "sqlite:" + Path.Combine(dir, "trc.db"),
-            Listen = "http://127.0.0.1:0",
-            DataDirectory = Path.Combine(dir, "data"),
-            LogLevel = LogLevel.Warning,
-            Policy = ClusterPolicy.Default with
-            {
-                AllowedPorts = new HashSet<int> { 5432, 8443, 2222 },
-                Ipv4Pool = [IPAddress.Parse("203.0.113.10"), IPAddress.Parse("203.0.113.11")],
-            },
-        };
-        var host = await ServerHost.StartAsync(options, default);
-        return new ClientTestServer(host, dir);
-    }
+    public static async Task<ClientTestServer> StartAsync() => new(await TestControlPlane.StartAsync());
 
     /// <summary>A client presenting <paramref name="token"/>, disposed with the server.</summary>
     public TrcClient Client(string token, Uri? address = null)
@@ -105,14 +85,6 @@ public sealed class ClientTestServer : IAsyncDisposable
         {
             client.Dispose();
         }
-        await Host.DisposeAsync();
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        try
-        {
-            Directory.Delete(_dir, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
+        await _server.DisposeAsync();
     }
 }

@@ -132,7 +132,7 @@ public abstract class RoutesTests(ServerFixture fixture)
         await TestServer.Send(owner, HttpMethod.Post, ApiPaths.Routes(org, "shop", "prod"), Setup.Route(host) with { Ipv4Required = true }).Expect(HttpStatusCode.Created);
         await TestServer.Send(owner, HttpMethod.Delete, ApiPaths.Ipv4(org, "shop", "prod")).Problem(HttpStatusCode.Conflict, "ipv4_in_use");
 
-        // The quota (2 by default) and the pool (2 addresses, shared with the other tests) both bound it.
+        // The quota (2 by default) and the pool (3 addresses, shared with the other tests) both bound it.
         await TestServer.Send(Server.Admin, HttpMethod.Put, ApiPaths.Quotas(org), new Quotas(64L << 30, 100, 50, 1)).Expect(HttpStatusCode.OK);
         var quota = await TestServer.Send(owner, HttpMethod.Put, ApiPaths.Ipv4(org, "shop", "staging")).Problem(HttpStatusCode.Forbidden, "quota_exceeded");
         Assert.Equal("ipv4_addresses", quota.Field);

@@ -3,7 +3,6 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
-using Microsoft.Extensions.Logging;
 using Trc.Core.Api;
 using Trc.Core.Domain;
 
@@ -22,57 +21,23 @@ public enum Backend
 /// </summary>
 public sealed class TestServer : IAsyncDisposable
 {
-    private readonly string _dir;
-    private readonly TestSchema? _schema;
+    private readonly TestControlPlane _server;
 
-    private TestServer(ServerHost host, string dir, TestSchema? schema, ServerOptions options)
+    private TestServer(TestControlPlane server)
     {
-        Host = host;
-        _dir = dir;
-        _schema = schema;
-        Options = options;
-        Admin = Client(host.AdminToken ?? File.ReadAllText(host.AdminTokenFile).Trim());
+        _server = server;
+        Admin = Client(server.AdminToken);
     }
 
-    public ServerHost Host { get; }
+    public ServerHost Host => _server.Host;
 
-    public ServerOptions Options { get; }
+    public ServerOptions Options => _server.Options;
 
     /// <summary>A client with the admin token.</summary>
     public HttpClient Admin { get; }
 
-    public static async Task<TestServer> StartAsync(Backend backend, Func<ServerOptions, ServerOptions>? configure = null)
-    {
-        var dir = Directory.CreateTempSubdirectory("trc-server-").FullName;
-        var schema = backend == Backend.Postgres ? await TestPostgres.CreateSchemaAsync() : null;
-        var options = new ServerOptions
-        {
-            Database = schema?.ConnectionString ?? "sqlite:" + Path.Combine(dir, "trc.db"),
-            Listen = "http://127.0.0.1:0",
-            DataDirectory = Path.Combine(dir, "data"),
-            LogLevel = LogLevel.Warning,
-            Policy = ClusterPolicy.Default with
-            {
-                AllowedPorts = new HashSet<int> { 5432, 8443, 2222 },
-                Ipv4Pool = [IPAddress.Parse("203.0.113.10"), IPAddress.Parse("203.0.113.11")],
-            },
-        };
-        options = configure?.Invoke(options) ?? options;
-        try
-        {
-            var host = await ServerHost.StartAsync(options, default);
-            return new TestServer(host, dir, schema, options);
-        }
-        catch
-        {
-            if (schema is not null)
-            {
-                await schema.DisposeAsync();
-            }
-            Directory.Delete(dir, recursive: true);
-            throw;
-        }
-    }
+    public static async Task<TestServer> StartAsync(Backend backend, Func<ServerOptions, ServerOptions>? configure = null) =>
+        new(await TestControlPlane.StartAsync(backend == Backend.Postgres, configure));
 
     /// <summary>A client presenting <paramref name="token"/> (or none).</summary>
     public HttpClient Client(string? token)
@@ -113,21 +78,10 @@ public sealed class TestServer : IAsyncDisposable
         return new ApiCall(client.SendAsync(request));
     }
 
-    public async ValueTask DisposeAsync()
+    public ValueTask DisposeAsync()
     {
-        await Host.DisposeAsync();
-        if (_schema is not null)
-        {
-            await _schema.DisposeAsync();
-        }
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        try
-        {
-            Directory.Delete(_dir, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
+        Admin.Dispose();
+        return _server.DisposeAsync();
     }
 }
 

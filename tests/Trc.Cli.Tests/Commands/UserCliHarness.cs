@@ -1,9 +1,8 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
-using Microsoft.Extensions.Logging;
-using Trc.ControlPlane;
 using Trc.Core.Domain;
+using Trc.Testing;
 
 namespace Trc.Cli.Tests.Commands;
 
@@ -13,44 +12,19 @@ namespace Trc.Cli.Tests.Commands;
 /// </summary>
 public sealed class CliServerFixture : IAsyncLifetime
 {
-    private string _dir = "";
-    private ServerHost? _host;
+    private TestControlPlane? _server;
 
-    public Uri Url => _host?.Address ?? throw new InvalidOperationException("not started");
+    public Uri Url => _server?.Address ?? throw new InvalidOperationException("not started");
 
-    public string AdminToken { get; private set; } = "";
+    public string AdminToken => _server?.AdminToken ?? throw new InvalidOperationException("not started");
 
-    public async Task InitializeAsync()
-    {
-        _dir = Directory.CreateTempSubdirectory("trc-cli-server-").FullName;
-        _host = await ServerHost.StartAsync(new ServerOptions
-        {
-            Database = "sqlite:" + Path.Combine(_dir, "trc.db"),
-            Listen = "http://127.0.0.1:0",
-            DataDirectory = Path.Combine(_dir, "data"),
-            LogLevel = LogLevel.Warning,
-            Policy = ClusterPolicy.Default with
-            {
-                AllowedPorts = new HashSet<int> { 5432, 8443 },
-                Ipv4Pool = [IPAddress.Parse("203.0.113.10"), IPAddress.Parse("203.0.113.11"), IPAddress.Parse("203.0.113.12")],
-            },
-        }, default);
-        AdminToken = _host.AdminToken ?? File.ReadAllText(_host.AdminTokenFile).Trim();
-    }
+    public async Task InitializeAsync() => _server = await TestControlPlane.StartAsync();
 
     public async Task DisposeAsync()
     {
-        if (_host is not null)
+        if (_server is not null)
         {
-            await _host.DisposeAsync();
-        }
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        try
-        {
-            Directory.Delete(_dir, recursive: true);
-        }
-        catch (IOException)
-        {
+            await _server.DisposeAsync();
         }
     }
 

@@ -1,0 +1,89 @@
+using System.Net;
+using Microsoft.Extensions.Logging;
+using Trc.ControlPlane;
+using Trc.Core.Domain;
+
+namespace Trc.Testing;
+
+/// <summary>
+/// A real <c>trc server</c> on 127.0.0.1 (a free port), over SQLite in a temp directory or over a
+/// PostgreSQL schema of its own, with the tests' cluster policy. Disposing it stops the server and
+/// removes its files and schema. The test projects' fixtures wrap this with their own clients.
+/// </summary>
+public sealed class TestControlPlane : IAsyncDisposable
+{
+    private readonly string _dir;
+    private readonly TestSchema? _schema;
+
+    private TestControlPlane(ServerHost host, ServerOptions options, string dir, TestSchema? schema)
+    {
+        Host = host;
+        Options = options;
+        _dir = dir;
+        _schema = schema;
+        AdminToken = host.AdminToken ?? File.ReadAllText(host.AdminTokenFile).Trim();
+    }
+
+    /// <summary>Ports the tests' policy allows besides 80 and 443: 2222 starts unused by any test.</summary>
+    public static IReadOnlySet<int> AllowedPorts { get; } = new HashSet<int> { 5432, 8443, 2222 };
+
+    public ServerHost Host { get; }
+
+    public ServerOptions Options { get; }
+
+    public Uri Address => Host.Address;
+
+    /// <summary>The platform admin's token.</summary>
+    public string AdminToken { get; }
+
+    /// <summary>Starts a server; <paramref name="configure"/> may change the options first.</summary>
+    public static async Task<TestControlPlane> StartAsync(bool postgres = false, Func<ServerOptions, ServerOptions>? configure = null)
+    {
+        var dir = Directory.CreateTempSubdirectory("trc-server-").FullName;
+        var schema = postgres ? await TestPostgres.CreateSchemaAsync() : null;
+        var options = new ServerOptions
+        {
+            Database = schema?.ConnectionString ?? "sqlite:" + Path.Combine(dir, "trc.db"),
+            Listen = "http://127.0.0.1:0",
+            DataDirectory = Path.Combine(dir, "data"),
+            LogLevel = LogLevel.Warning,
+            Policy = ClusterPolicy.Default with
+            {
+                AllowedPorts = AllowedPorts,
+                Ipv4Pool = [IPAddress.Parse("203.0.113.10"), IPAddress.Parse("203.0.113.11"), IPAddress.Parse("203.0.113.12")],
+            },
+        };
+        options = configure?.Invoke(options) ?? options;
+        try
+        {
+            return new TestControlPlane(await ServerHost.StartAsync(options, default), options, dir, schema);
+        }
+        catch
+        {
+            if (schema is not null)
+            {
+                await schema.DisposeAsync();
+            }
+            Directory.Delete(dir, recursive: true);
+            throw;
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Host.DisposeAsync();
+        if (_schema is not null)
+        {
+            await _schema.DisposeAsync();
+        }
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        try
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A file still held open by a straggling connection: the temp directory is left behind.
+        }
+    }
+}
