@@ -57,23 +57,23 @@ public sealed partial class ControlPlaneFeed
     /// <summary>The longest wait between retries.</summary>
     public TimeSpan MaxBackoff { get; init; } = TimeSpan.FromSeconds(15);
 
-    /// <summary>Runs until <paramref name="ct"/> is cancelled, starting from <paramref name="initial"/> when given.</summary>
-    public async Task RunAsync(EdgeRoutesView? initial, CancellationToken ct)
+    /// <summary>
+    /// Runs until <paramref name="ct"/> is cancelled. A snapshot already applied (<see cref="Apply"/>,
+    /// at start) is followed from its position; otherwise the first step is to read one.
+    /// </summary>
+    public async Task RunAsync(CancellationToken ct)
     {
         var failures = 0;
+        var fresh = Applied > 0;
         while (!ct.IsCancellationRequested)
         {
             try
             {
-                if (initial is not null)
-                {
-                    Apply(initial);
-                    initial = null;
-                }
-                else
+                if (!fresh)
                 {
                     await RefreshAsync(Position, ct).ConfigureAwait(false);
                 }
+                fresh = false;
                 failures = 0;
                 await FollowAsync(ct).ConfigureAwait(false);
                 if (!ct.IsCancellationRequested)
@@ -87,7 +87,7 @@ public sealed partial class ControlPlaneFeed
             }
             catch (Exception e)
             {
-                initial = null;
+                fresh = false;
                 if (!await FailedAsync(e, ++failures, ct).ConfigureAwait(false))
                 {
                     return;
@@ -163,8 +163,13 @@ public sealed partial class ControlPlaneFeed
     private async Task RefreshAsync(long after, CancellationToken ct) =>
         Apply(await _source.SnapshotAsync(after, ct).ConfigureAwait(false));
 
-    private void Apply(EdgeRoutesView view)
+    /// <summary>
+    /// Applies a snapshot now: its routes take over new connections. Throws
+    /// <see cref="EdgeListenException"/> when a listener cannot be opened (the routes in force stay).
+    /// </summary>
+    public void Apply(EdgeRoutesView view)
     {
+        ArgumentNullException.ThrowIfNull(view);
         var (table, skipped) = ControlPlaneRoutes.Build(view, _plan);
         _server.Apply(table);
         Interlocked.Exchange(ref _position, Math.Max(Position, view.Position));

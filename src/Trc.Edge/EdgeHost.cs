@@ -16,7 +16,10 @@ public sealed record EdgeHostOptions
     /// <summary>The control plane the routes come from (<c>trc edge --control-plane URL</c>), or null.</summary>
     public IEdgeRouteSource? ControlPlane { get; init; }
 
-    /// <summary>With <see cref="ControlPlane"/>: the snapshot already read, applied before the edge listens for changes.</summary>
+    /// <summary>
+    /// With <see cref="ControlPlane"/>: the snapshot already read, applied before the start returns (so a
+    /// port that cannot be opened fails the start, as with a routes file); null to read it in the background.
+    /// </summary>
     public Core.Api.EdgeRoutesView? InitialRoutes { get; init; }
 
     /// <summary>With <see cref="ControlPlane"/>: the edge's public addresses and port map.</summary>
@@ -70,11 +73,7 @@ public sealed partial class EdgeHost : IAsyncDisposable
     private int _fileApplied;
 
     /// <summary>The last problem with the routes file (or the control plane), or null when the last read was applied.</summary>
-    public string? LastError
-    {
-        get => Feed is null ? _lastError : Feed.LastError;
-        private set => _lastError = value;
-    }
+    public string? LastError => Feed?.LastError ?? _lastError;
 
     private string? _lastError;
 
@@ -125,8 +124,13 @@ public sealed partial class EdgeHost : IAsyncDisposable
     {
         var server = new EdgeServer(options.Settings, loggers.CreateLogger<EdgeServer>());
         var host = new EdgeHost(options, server, loggers.CreateLogger<EdgeHost>());
+        host.Feed = new ControlPlaneFeed(server, source, options.ListenPlan, loggers.CreateLogger<ControlPlaneFeed>());
         try
         {
+            if (options.InitialRoutes is { } initial)
+            {
+                host.Feed.Apply(initial);
+            }
             if (options.Metrics is { } metrics)
             {
                 host._metrics = Metrics.MetricsEndpoint.Start(metrics, server.Metrics.Render);
@@ -137,9 +141,7 @@ public sealed partial class EdgeHost : IAsyncDisposable
             _ = server.DisposeAsync().AsTask();
             throw;
         }
-        host.Feed = new ControlPlaneFeed(server, source, options.ListenPlan, loggers.CreateLogger<ControlPlaneFeed>());
-        var initial = options.InitialRoutes;
-        host._watch = Task.Run(() => host.Feed.RunAsync(initial, host._stop.Token), CancellationToken.None);
+        host._watch = Task.Run(() => host.Feed.RunAsync(host._stop.Token), CancellationToken.None);
         return host;
     }
 
@@ -161,13 +163,13 @@ public sealed partial class EdgeHost : IAsyncDisposable
                 var (settings, table) = RoutesFile.Load(_options.RoutesFile);
                 Server.Apply(table, settings);
                 _fileApplied++;
-                LastError = null;
+                _lastError = null;
                 LogReloaded(_log, _options.RoutesFile, table.Routes.Count);
                 return true;
             }
             catch (Exception e) when (e is RoutesFileException or EdgeListenException)
             {
-                LastError = e.Message;
+                _lastError = e.Message;
                 LogReloadFailed(_log, e.Message);
                 return false;
             }

@@ -24,7 +24,8 @@ public sealed class ControlPlaneFeedTests
         var source = new ScriptedSource { Next = View(5, "a.example.com", "b.example.com"), FailuresLeft = 1 };
         var feed = new ControlPlaneFeed(server, source, Plan);
         using var stop = new CancellationTokenSource();
-        var run = feed.RunAsync(View(1, "a.example.com"), stop.Token);
+        feed.Apply(View(1, "a.example.com"));
+        var run = feed.RunAsync(stop.Token);
 
         await Until(() => feed.Applied == 1);
         Assert.Equal(1, feed.Position);
@@ -52,7 +53,8 @@ public sealed class ControlPlaneFeedTests
         var source = new ScriptedSource { Next = View(9, "a.example.com") };
         var feed = new ControlPlaneFeed(server, source, Plan);
         using var stop = new CancellationTokenSource();
-        var run = feed.RunAsync(View(7, "a.example.com"), stop.Token);
+        feed.Apply(View(7, "a.example.com"));
+        var run = feed.RunAsync(stop.Token);
         await Until(() => feed.Applied == 1);
 
         source.Changes.Writer.TryWrite(6);

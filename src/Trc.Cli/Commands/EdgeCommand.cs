@@ -136,10 +136,6 @@ internal static class EdgeCommand
                         console.Err.WriteLine($"trc edge: warning: the control plane is not reachable yet ({e.Message}); starting with no routes and retrying");
                     }
                     host = await EdgeHost.StartAsync(new EdgeHostOptions { ControlPlane = source, InitialRoutes = initial, ListenPlan = plan!, Metrics = metricsEndpoint }, loggers, ct);
-                    if (initial is not null)
-                    {
-                        await WaitForFirstApplyAsync(host, ct);
-                    }
                 }
             }
             catch (RoutesFileException e)
@@ -187,15 +183,6 @@ internal static class EdgeCommand
             return ExitCodes.Ok;
         });
         return command;
-    }
-
-    /// <summary>Waits (briefly) until the feed applied the first snapshot, so the listeners printed are the real ones.</summary>
-    private static async Task WaitForFirstApplyAsync(EdgeHost host, CancellationToken ct)
-    {
-        for (var i = 0; i < 100 && host.Applied == 0 && host.LastError is null; i++)
-        {
-            await Task.Delay(20, ct);
-        }
     }
 
     /// <summary>Reads the fed-mode options; false with the exit code when one is wrong (said on stderr).</summary>

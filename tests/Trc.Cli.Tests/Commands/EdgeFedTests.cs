@@ -70,6 +70,28 @@ public sealed class EdgeFedTests(CliServerFixture server) : IClassFixture<CliSer
         Assert.DoesNotContain(token, result.Stderr + result.Stdout, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_route_port_that_is_taken_at_start_is_exit_3_naming_it()
+    {
+        using var user = await CliSession.NewEnvAsync(server, CliServerFixture.NewName());
+        var host = CliServerFixture.NewName("h") + ".example.com";
+        await user.OkAsync("routes", "create", "--hostname", host, "--backend-port", "8443");
+        using var squatter = new TcpListener(IPAddress.Loopback, 0);
+        squatter.Start();
+        var taken = ((IPEndPoint)squatter.LocalEndpoint).Port;
+        using var admin = server.NewSession();
+        var tokenFile = admin.WriteFile("admin.token", server.AdminToken);
+        // Every port a route of this shared server may use is mapped, so only the squatted one can clash.
+        var result = await admin.RunAsync(
+            "edge", "--control-plane", server.Url.ToString(), "--token-file", tokenFile, "--listen", "127.0.0.1",
+            "--port-map", $"443={taken}", "--port-map", $"80={FreePort()}", "--port-map", $"8443={FreePort()}",
+            "--port-map", $"5432={FreePort()}", "--port-map", $"2222={FreePort()}");
+        // The other test of this class counts on owning port 443 of the shared server.
+        await user.OkAsync("routes", "delete", host);
+        Assert.Equal(ExitCodes.IoError, result.ExitCode);
+        Assert.Contains($"cannot listen on 127.0.0.1:{taken}", result.Stderr);
+    }
+
     [Theory]
     [InlineData(new[] { "--control-plane", "http://127.0.0.1:1" }, "needs --token-file")]
     [InlineData(new[] { "--routes", "r.toml", "--control-plane", "http://127.0.0.1:1" }, "one of the two")]
