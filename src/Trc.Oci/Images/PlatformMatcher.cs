@@ -101,7 +101,10 @@ public static class PlatformMatcher
     public static IReadOnlyList<string> Available(ImageIndex index) =>
         Candidates(index).Select(d => d.Platform!.ToString()).Distinct(StringComparer.Ordinal).ToList();
 
-    private static IEnumerable<Descriptor> Candidates(ImageIndex index) =>
+    /// <summary>The entries of an index that are images for a platform (attestations and unknown platforms left out).</summary>
+    /// <param name="index">The index.</param>
+    /// <returns>The entries, in index order.</returns>
+    public static IEnumerable<Descriptor> Candidates(ImageIndex index) =>
         index.Manifests.Where(d =>
             d.Platform is { } p
             && !(p.Os == "unknown" && p.Architecture == "unknown")
