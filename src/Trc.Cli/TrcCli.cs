@@ -15,6 +15,7 @@ public static class TrcCli
             """);
         root.Subcommands.Add(ServerCommand.Create(console));
         root.Subcommands.Add(EdgeCommand.Create(console));
+        root.Subcommands.Add(ImageCommands.Create(console));
         root.Subcommands.Add(TomlCommands.Create(console));
         foreach (var command in ManifestCommands.Create(console))
         {

@@ -104,6 +104,35 @@ public abstract class OrgsAppsEnvsTests(ServerFixture fixture)
         Assert.Equal(field, problem.Field);
     }
 
+    [Theory]
+    [InlineData("linux", "sha256:" + Hex64, "resolved_digests")]
+    [InlineData("linux/amd64/v8/x", "sha256:" + Hex64, "resolved_digests")]
+    [InlineData("Linux/AMD64", "sha256:" + Hex64, "resolved_digests")]
+    [InlineData("linux/amd64", "sha256:abc", "resolved_digests.linux/amd64")]
+    [InlineData("linux/amd64", "md5:" + Hex64, "resolved_digests.linux/amd64")]
+    public async Task Resolved_digests_must_map_platforms_to_digests(string platform, string digest, string field)
+    {
+        var org = Setup.OrgName();
+        var owner = await Setup.ShopAsync(Server, org, deploy: false);
+        var problem = await TestServer.Send(owner, HttpMethod.Post, ApiPaths.Releases(org, "shop", "prod"),
+            new DeployRequest(Setup.Image, Setup.Manifest, new Dictionary<string, string> { [platform] = digest })).Problem(HttpStatusCode.UnprocessableEntity, "invalid_resolved_digests");
+        Assert.Equal(field, problem.Field);
+    }
+
+    [Fact]
+    public async Task Resolved_digests_are_recorded_with_the_release()
+    {
+        var org = Setup.OrgName();
+        var owner = await Setup.ShopAsync(Server, org, deploy: false);
+        var digests = new Dictionary<string, string> { ["linux/amd64"] = "sha256:" + Hex64, ["linux/arm64/v8"] = "sha256:" + new string('b', 64) };
+        var release = await TestServer.Send(owner, HttpMethod.Post, ApiPaths.Releases(org, "shop", "prod"), new DeployRequest(Setup.Image, Setup.Manifest, digests)).Json<ReleaseView>(HttpStatusCode.Created);
+        Assert.Equal(digests, release.ResolvedDigests);
+        var read = await TestServer.Send(owner, HttpMethod.Get, ApiPaths.Release(org, "shop", "prod", release.Number)).Json<ReleaseView>();
+        Assert.Equal(digests, read.ResolvedDigests);
+    }
+
+    private const string Hex64 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
     [Fact]
     public async Task A_deploy_with_an_invalid_manifest_lists_every_problem()
     {

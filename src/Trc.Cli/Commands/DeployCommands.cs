@@ -4,6 +4,9 @@ using System.Text.RegularExpressions;
 using Trc.Cli.Remote;
 using Trc.Core.Api;
 using Trc.Core.Manifest;
+using Trc.Oci.Images;
+using Trc.Oci.Pull;
+using Trc.Oci.Registry;
 
 namespace Trc.Cli.Commands;
 
@@ -22,7 +25,8 @@ internal static partial class DeployCommands
 
     private static Command Deploy(CliConsole console)
     {
-        var image = new Option<string>("--image") { Description = "The image, pinned: REPOSITORY@sha256:<64 hex digits>.", Required = true, HelpName = "IMAGE" };
+        var image = new Option<string>("--image") { Description = "The image: REPOSITORY@sha256:<64 hex digits>, or REPOSITORY[:TAG], which is resolved once, here, to the digest it names now.", Required = true, HelpName = "IMAGE" };
+        var registry = RegistryOptions.ForResolving();
         var manifest = new Option<string>("--manifest") { Description = "The manifest. Default: ./trc.toml.", HelpName = "FILE", DefaultValueFactory = _ => "trc.toml" };
         var command = new Command("deploy", """
             Deploy an image with a manifest to an env: check the manifest here first (its
@@ -31,26 +35,36 @@ internal static partial class DeployCommands
             that the env does not have yet, or changes those it has with other settings, all
             at once: when any part is refused (a hostname bound elsewhere, a quota, a volume
             resized), nothing is created and the server's reason is printed. It never deletes
-            a route or a volume. The app is the manifest's app. The image must be pinned to a
-            digest; a tag is refused (resolving tags arrives with the OCI registry work).
+            a route or a volume. The app is the manifest's app.
+
+            A release always runs a digest. An image given by tag is resolved once, from this
+            machine, and the pinned reference is printed and recorded; for a multi-platform index
+            the digest of each platform's image is recorded too, and the nodes run exactly those.
+            An image given by digest is sent as it is.
 
             Examples:
               trc deploy --env prod --image registry.example.com/shop@sha256:4f1c...e9a0
+              trc deploy --env prod --image registry.example.com/shop:v3
               trc deploy --env staging --manifest deploy/trc.toml --image ghcr.io/acme/shop@sha256:...
             """);
         command.Options.Add(image);
         command.Options.Add(manifest);
+        registry.AddTo(command);
         var target = Target.Add(command, org: true, env: true, json: true);
         RemoteCommand.SetAction(command, console, target, async (context, ct) =>
         {
             var imageRef = context.Value(image)!;
-            CheckPinned(imageRef);
             var (path, text, loaded) = LoadManifest(context, context.Value(manifest)!);
             var app = loaded.App;
             var (org, env) = (context.Org, context.Env);
+            IReadOnlyDictionary<string, string>? resolved = null;
+            if (!PinnedImage().IsMatch(imageRef))
+            {
+                (imageRef, resolved) = await PinAsync(context, registry, imageRef, ct).ConfigureAwait(false);
+            }
 
             // One call: the server creates or changes the routes and volumes with the release, atomically.
-            var release = await context.Client.DeployAsync(org, app, env, new DeployRequest(imageRef, text), ct: ct).ConfigureAwait(false);
+            var release = await context.Client.DeployAsync(org, app, env, new DeployRequest(imageRef, text, resolved), ct: ct).ConfigureAwait(false);
             if (context.Json)
             {
                 context.PrintJson(release);
@@ -73,16 +87,49 @@ internal static partial class DeployCommands
         return command;
     }
 
-    private static void CheckPinned(string image)
+    /// <summary>Resolves a tag once to the digest it names now (and, for an index, each platform's).</summary>
+    private static async Task<(string Pinned, IReadOnlyDictionary<string, string>? PerPlatform)> PinAsync(
+        RemoteContext context, RegistryOptions registry, string image, CancellationToken ct)
     {
-        if (PinnedImage().IsMatch(image))
-        {
-            return;
-        }
         var shown = RemoteContext.Printable(image);
-        throw new CliFailure(ExitCodes.Invalid, image.Contains('@', StringComparison.Ordinal)
-            ? $"--image {shown}: the digest is not valid; write REPOSITORY@sha256:<64 lower-case hex digits>"
-            : $"--image {shown} is a tag, not a digest: trc deploy needs REPOSITORY@sha256:<64 hex digits> for now; tag resolution arrives with the OCI (registry) work. Find the digest with: docker buildx imagetools inspect {shown}");
+        if (image.Contains('@', StringComparison.Ordinal))
+        {
+            throw new CliFailure(ExitCodes.Invalid, $"--image {shown}: the digest is not valid; write REPOSITORY@sha256:<64 lower-case hex digits>");
+        }
+        if (OciLayoutReference.HasScheme(image))
+        {
+            throw new CliFailure(ExitCodes.Invalid, $"--image {shown}: an oci: layout is on this machine only; push it to a registry the nodes can reach (skopeo copy {shown} docker://REGISTRY/REPO:TAG)");
+        }
+        if (!ImageReference.TryParse(image, out var reference, out var error))
+        {
+            throw new CliFailure(ExitCodes.Invalid, $"--image: {error}");
+        }
+        PinnedImage pinned;
+        try
+        {
+            using var client = registry.CreateClient(context.Parse, context.Console);
+            pinned = await ImagePuller.PinAsync(new RegistryImageSource(client, reference), ct).ConfigureAwait(false);
+        }
+        catch (RegistryException e)
+        {
+            throw new CliFailure(e.Kind switch
+            {
+                RegistryErrorKind.Unauthorized or RegistryErrorKind.Denied => ExitCodes.NotAuthorized,
+                RegistryErrorKind.Unavailable => ExitCodes.Unavailable,
+                _ => ExitCodes.Invalid,
+            }, $"--image {shown}: {e.Message}");
+        }
+        catch (RegistryCredentialsException e)
+        {
+            throw new CliFailure(ExitCodes.Invalid, e.Message);
+        }
+        var result = $"{reference.Registry}/{reference.Repository}@{pinned.Digest}";
+        context.Console.Err.WriteLine($"Resolved {shown} to {result}");
+        foreach (var (platform, digest) in pinned.PlatformDigests)
+        {
+            context.Console.Err.WriteLine($"  {platform} {digest}");
+        }
+        return (result, pinned.PlatformDigests.Count == 0 ? null : pinned.PlatformDigests.ToDictionary(p => p.Key, p => p.Value.ToString()));
     }
 
     /// <summary>Reads and validates the manifest; prints every problem and fails with exit 1 when it is invalid.</summary>

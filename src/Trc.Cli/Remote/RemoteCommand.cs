@@ -106,6 +106,9 @@ internal sealed class RemoteContext : IDisposable
     /// <summary>The value of an argument.</summary>
     public T? Value<T>(Argument<T> argument) => _parse.GetValue(argument);
 
+    /// <summary>The parsed command line, for option groups that read their own options.</summary>
+    public ParseResult Parse => _parse;
+
     public string Org => Given(_target.Org) ?? Variable("TRC_ORG") ?? Config.Org
         ?? throw new CliFailure(ExitCodes.Usage, "which org? Pass --org ORG, set TRC_ORG, or save one with trc login --org ORG");
 

@@ -61,7 +61,37 @@ public sealed record RouteRequest(
 /// </summary>
 public static class Decisions
 {
+    private static readonly Regex PlatformKey = new(@"^[a-z0-9]{1,16}/[a-z0-9_]{1,16}(?:/[a-z0-9]{1,16})?$", RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1));
+    private static readonly Regex BareDigest = new(@"^(?:sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$", RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1));
+
+    /// <summary>The most platforms a release records digests for.</summary>
+    public const int MaxResolvedDigests = 32;
+
     private static readonly Regex ImageDigestRef = new(@"^(?<repo>[a-z0-9]+(?:[._\-/:][a-z0-9]+)*)@(?<digest>sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$", RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1));
+
+    /// <summary>Checks the per-platform digests of a deploy: <c>os/arch[/variant]</c> to a digest, at most <see cref="MaxResolvedDigests"/>.</summary>
+    private static void CheckResolvedDigests(IReadOnlyDictionary<string, string>? resolvedDigests)
+    {
+        if (resolvedDigests is null)
+        {
+            return;
+        }
+        if (resolvedDigests.Count > MaxResolvedDigests)
+        {
+            throw DomainException.Invalid("invalid_resolved_digests", "resolved_digests", $"{resolvedDigests.Count} platforms; a release records at most {MaxResolvedDigests}");
+        }
+        foreach (var (platform, digest) in resolvedDigests)
+        {
+            if (!PlatformKey.IsMatch(platform))
+            {
+                throw DomainException.Invalid("invalid_resolved_digests", "resolved_digests", $"\"{Shorten(platform)}\" is not a platform: write os/arch[/variant], like linux/amd64 or linux/arm64/v8");
+            }
+            if (!BareDigest.IsMatch(digest ?? ""))
+            {
+                throw DomainException.Invalid("invalid_resolved_digests", $"resolved_digests.{platform}", $"\"{Shorten(digest)}\" is not a digest: write sha256:<64 hex digits>");
+            }
+        }
+    }
 
     /// <summary>Checks an org, app, env, process or volume name (1-32 lower-case letters, digits, '-').</summary>
     public static void CheckName(string? value, string field)
@@ -241,6 +271,7 @@ public static class Decisions
             throw DomainException.Invalid("image_not_pinned", "image",
                 $"\"{Shorten(image)}\" is not an image pinned to a digest: write repository@sha256:<64 hex digits> (tags are resolved by the client before deploying)");
         }
+        CheckResolvedDigests(resolvedDigests);
         if (manifest.App != env.AppName)
         {
             throw DomainException.Invalid("manifest_app_mismatch", "manifest.app", $"the manifest is for app \"{manifest.App}\", but this env belongs to app \"{env.AppName}\"");

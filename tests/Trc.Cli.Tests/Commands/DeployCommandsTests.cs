@@ -188,17 +188,20 @@ public sealed class DeployCommandsTests(CliServerFixture server) : IClassFixture
         Assert.Matches(@"(?m)^routes\s+1\s", (await user.OkAsync("quotas")).Stdout);
     }
 
-    [Fact]
-    public async Task A_tag_is_refused_with_a_message_about_digests_and_nothing_is_deployed()
+    [Theory]
+    [InlineData("127.0.0.1:1/shop:latest", 5, "cannot reach 127.0.0.1:1")]
+    [InlineData("registry.example.com/shop@sha256:abc", 1, "the digest is not valid")]
+    [InlineData("oci:./layout:v1", 1, "an oci: layout is on this machine only")]
+    [InlineData("Shop:latest", 1, "--image: ")]
+    public async Task A_tag_that_cannot_be_resolved_is_an_error_and_nothing_is_deployed(string image, int exitCode, string expected)
     {
         using var user = await CliSession.NewEnvAsync(server, CliServerFixture.NewName());
         user.WriteFile("trc.toml", Manifest(CliServerFixture.NewName("h") + ".example.com"));
 
-        var deploy = await user.RunAsync("deploy", "--image", "registry.example.com/shop:latest");
+        var deploy = await user.RunAsync("deploy", "--image", image);
 
-        Assert.Equal(1, deploy.ExitCode);
-        Assert.Contains("is a tag, not a digest", deploy.Stderr);
-        Assert.Contains("OCI", deploy.Stderr);
+        Assert.Equal(exitCode, deploy.ExitCode);
+        Assert.Contains(expected, deploy.Stderr);
         Assert.Empty((await user.OkAsync("routes")).Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Skip(1));
         Assert.Contains("\"items\": []", (await user.OkAsync("releases", "--json")).Stdout);
     }
