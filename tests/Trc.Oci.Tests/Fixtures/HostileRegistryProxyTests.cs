@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Security.Cryptography;
+using Trc.Testing.Registry;
 
 namespace Trc.Oci.Tests.Fixtures;
 

@@ -6,6 +6,7 @@ using Trc.Oci.Pull;
 using Trc.Oci.Registry;
 using Trc.Oci.Store;
 using Trc.Oci.Tests.Fixtures;
+using Trc.Testing.Registry;
 
 namespace Trc.Oci.Tests.Registry;
 

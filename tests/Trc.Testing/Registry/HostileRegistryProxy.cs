@@ -4,7 +4,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 
-namespace Trc.Oci.Tests.Fixtures;
+namespace Trc.Testing.Registry;
 
 /// <summary>What the proxy does to the body of a matching GET response (200 or 206).</summary>
 public enum BodyFault

@@ -3,7 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 
-namespace Trc.Oci.Tests.Fixtures;
+namespace Trc.Testing.Registry;
 
 /// <summary>How a <see cref="LocalRegistry"/> authenticates.</summary>
 public abstract record RegistryAuth

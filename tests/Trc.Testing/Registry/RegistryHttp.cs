@@ -3,7 +3,7 @@ using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 
-namespace Trc.Oci.Tests.Fixtures;
+namespace Trc.Testing.Registry;
 
 /// <summary>
 /// Plain-HttpClient helpers for the fixtures' self-tests and for tests that prepare or inspect a

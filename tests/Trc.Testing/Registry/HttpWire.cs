@@ -3,7 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 
-namespace Trc.Oci.Tests.Fixtures;
+namespace Trc.Testing.Registry;
 
 /// <summary>An HTTP/1.1 message head: the start line and the header fields in arrival order.</summary>
 public sealed class WireHead(string startLine, List<KeyValuePair<string, string>> headers)

@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
 
-namespace Trc.Oci.Tests.Fixtures;
+namespace Trc.Testing.Registry;
 
 /// <summary>
 /// htpasswd lines with bcrypt hashes, made by libxcrypt's crypt_rn (which knows <c>$2b$</c>), so the

@@ -3,7 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
 
-namespace Trc.Oci.Tests.Fixtures;
+namespace Trc.Testing.Registry;
 
 /// <summary>An external tool exited non-zero; the message carries its command line and stderr.</summary>
 public sealed class ExternalToolException(string commandLine, int exitCode, string stderr, string stdout)
@@ -372,7 +372,7 @@ public static class ImageTools
         JsonNode.Parse(File.ReadAllText(Path.Combine(layoutDir, "index.json")))!["manifests"]!.AsArray()
             .LastOrDefault(m => (string?)m?["annotations"]?[RefNameAnnotation] == tag);
 
-    internal static void DeleteDirectory(string path)
+    public static void DeleteDirectory(string path)
     {
         try
         {
