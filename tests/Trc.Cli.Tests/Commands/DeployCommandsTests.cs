@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Trc.Testing.Registry;
 
 namespace Trc.Cli.Tests.Commands;
 
@@ -186,6 +187,27 @@ public sealed class DeployCommandsTests(CliServerFixture server) : IClassFixture
         Assert.Single((await user.OkAsync("routes", "--env", "prod")).Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.Contains("\"items\": []", (await user.OkAsync("volumes", "--env", "prod", "--json")).Stdout);
         Assert.Matches(@"(?m)^routes\s+1\s", (await user.OkAsync("quotas")).Stdout);
+    }
+
+    [Fact]
+    public async Task A_tag_is_resolved_once_and_the_release_records_the_index_and_platform_digests()
+    {
+        await using var registry = await LocalRegistry.StartAsync(RegistryAuth.Anonymous, CancellationToken.None);
+        var index = await registry.PushMultiArchAsync("team/shop", "v1", CancellationToken.None);
+        using var user = await CliSession.NewEnvAsync(server, CliServerFixture.NewName());
+        user.WriteFile("trc.toml", Manifest(CliServerFixture.NewName("h") + ".example.com"));
+
+        var deploy = await user.RunAsync("deploy", "--image", $"{registry.Host}/team/shop:v1");
+
+        Assert.True(deploy.ExitCode == 0, deploy.ToString());
+        var pinned = $"{registry.Host}/team/shop@{index.IndexDigest}";
+        Assert.Contains($"Resolved {registry.Host}/team/shop:v1 to {pinned}", deploy.Stderr);
+        Assert.Contains($"image:  {pinned}", deploy.Stdout);
+        using var release = JsonDocument.Parse((await user.OkAsync("releases", "show", "1", "--json")).Stdout);
+        Assert.Equal(pinned, release.RootElement.GetProperty("image").GetString());
+        var digests = release.RootElement.GetProperty("resolved_digests");
+        Assert.Equal(index.Images[0].ManifestDigest, digests.GetProperty("linux/amd64").GetString());
+        Assert.Equal(index.Images[1].ManifestDigest, digests.GetProperty("linux/arm64/v8").GetString());
     }
 
     [Theory]
