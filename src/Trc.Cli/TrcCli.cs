@@ -15,7 +15,11 @@ public static class TrcCli
             """);
         root.Subcommands.Add(ServerCommand.Create(console));
         root.Subcommands.Add(EdgeCommand.Create(console));
-        root.Subcommands.Add(ImageCommands.Create(console));
+        if (OperatingSystem.IsLinux())
+        {
+            // Layer unpacking and ext4 disks need Linux (lchown, mkfs.ext4); so does running them.
+            root.Subcommands.Add(ImageCommands.Create(console));
+        }
         root.Subcommands.Add(TomlCommands.Create(console));
         foreach (var command in ManifestCommands.Create(console))
         {

@@ -8,11 +8,13 @@ using Trc.Oci.Images;
 using Trc.Oci.Layers;
 using Trc.Oci.Pull;
 using Trc.Oci.Registry;
+using Trc.Oci.RootDisks;
 using Trc.Oci.Store;
 
 namespace Trc.Cli.Commands;
 
 /// <summary><c>trc image</c>: make, pull and inspect OCI images, and build root disks from them.</summary>
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]
 internal static class ImageCommands
 {
     private static readonly JsonSerializerOptions Json = new()
@@ -37,7 +39,8 @@ internal static class ImageCommands
         image.Subcommands.Add(FromDir(console));
         image.Subcommands.Add(Resolve(console));
         image.Subcommands.Add(Pull(console));
-        // ROOTFS-PENDING image.Subcommands.Add(Rootfs(console));
+        image.Subcommands.Add(Rootfs(console));
+        image.Subcommands.Add(Gc(console));
         return image;
     }
 
@@ -205,15 +208,114 @@ internal static class ImageCommands
         var registry = RegistryOptions.Create();
         var json = new Option<bool>("--json") { Description = "Print the result as JSON." };
         var command = new Command("rootfs", """
-            Pull an image and build its read-only ext4 root disk (cached by manifest digest under
-            CACHE/rootfs, with the image's run config beside it as JSON). Prints the disk's path.
+            Pull an image and build its read-only ext4 root disk: the layers are applied in order
+            (whiteouts, links, modes, owners; every path confined to the root), then mkfs.ext4 -d
+            writes the disk, sized to the content plus headroom. Disks are cached by manifest
+            digest under CACHE/rootfs, each with the image's run config (entrypoint, cmd, env,
+            working dir, user) beside it as JSON. Prints the disk's path.
+
+            Examples:
+              trc image rootfs registry.example.com/shop@sha256:4f1c...e9a0
+              trc image rootfs oci:./images:v1 --cache /tmp/images --json
             """);
         command.Arguments.Add(reference);
         registry.AddTo(command);
         command.Options.Add(json);
-        command.SetAction((parse, ct) => Guard(console, "rootfs", new Func<int>(() =>
-            throw new CliFailure(ExitCodes.Invalid, "not built yet"))));
+        command.SetAction((parse, ct) => Guard(console, "rootfs", async () =>
+        {
+            using var client = registry.CreateClient(parse, console);
+            var source = Source(parse.GetValue(reference)!, client);
+            var cache = registry.CacheDirectory(parse, console);
+            var store = new BlobStore(Path.Combine(cache, "oci"));
+            var pulled = await PullWithProgressAsync(console, client, store, source, registry.Platform(parse), ct).ConfigureAwait(false);
+            var disk = await BuildRootDiskAsync(console, store, new RootDiskCache(Path.Combine(cache, "rootfs")), pulled, ct).ConfigureAwait(false);
+            if (parse.GetValue(json))
+            {
+                console.Out.WriteLine(JsonSerializer.Serialize(new
+                {
+                    Reference = source.Name,
+                    Pinned = Pinned(source, pulled.Resolved),
+                    ManifestDigest = disk.ManifestDigest.ToString(),
+                    Disk = disk.ImagePath,
+                    Config = disk.ConfigPath,
+                    disk.SizeBytes,
+                    ContentBytes = disk.Config.ContentBytes,
+                    disk.Config.Inodes,
+                }, Json));
+                return ExitCodes.Ok;
+            }
+            console.Out.WriteLine(disk.ImagePath);
+            return ExitCodes.Ok;
+        }));
         return command;
+    }
+
+    private static Command Gc(CliConsole console)
+    {
+        var registry = RegistryOptions.Create();
+        var unused = new Option<string>("--unused-for") { Description = "Delete root disks not used for this long (like 30m, 12h, 7d). Default: 7d.", HelpName = "AGE", DefaultValueFactory = _ => "7d" };
+        var command = new Command("gc", """
+            Delete cached root disks not used for a while, abandoned partial builds, and the
+            cached blobs no remaining disk was built from.
+
+            Example:
+              trc image gc --unused-for 1d
+            """);
+        registry.AddTo(command);
+        command.Options.Add(unused);
+        command.SetAction((parse, ct) => Guard(console, "gc", () =>
+        {
+            var age = ParseAge(parse.GetValue(unused)!);
+            var cache = registry.CacheDirectory(parse, console);
+            var disks = new RootDiskCache(Path.Combine(cache, "rootfs"));
+            var result = disks.CollectGarbage(new HashSet<Digest>(), age);
+            var store = new BlobStore(Path.Combine(cache, "oci"));
+            var blobs = ImageGarbage.Collect(store, disks.Published().Select(d => d.ManifestDigest), age);
+            console.Out.WriteLine($"Deleted {result.DisksDeleted} root disk{(result.DisksDeleted == 1 ? "" : "s")} ({ByteSize.Format(result.BytesFreed)}), {blobs.Blobs} blob{(blobs.Blobs == 1 ? "" : "s")} ({ByteSize.Format(blobs.Bytes)}).");
+            return ExitCodes.Ok;
+        }));
+        return command;
+    }
+
+    private static TimeSpan ParseAge(string text)
+    {
+        if (text.Length >= 2 && long.TryParse(text.AsSpan(0, text.Length - 1), out var n) && n >= 0)
+        {
+            switch (text[^1])
+            {
+                case 'm': return TimeSpan.FromMinutes(n);
+                case 'h': return TimeSpan.FromHours(n);
+                case 'd': return TimeSpan.FromDays(n);
+            }
+        }
+        throw new CliFailure(ExitCodes.Usage, $"--unused-for {RemoteContext.Printable(text)}: write a number and m, h or d, like 30m or 7d");
+    }
+
+    internal static async Task<RootDisk> BuildRootDiskAsync(CliConsole console, BlobStore store, RootDiskCache disks, PulledImage pulled, CancellationToken ct)
+    {
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        var puller = new ImagePuller(store);
+        var progress = new InlineProgress<RootDiskProgress>(p =>
+        {
+            var line = p.Phase switch
+            {
+                RootDiskPhase.Waiting => "  waiting for another build of this disk",
+                RootDiskPhase.Populating => "  applying layers",
+                RootDiskPhase.Sizing => $"  {ByteSize.Format(p.Bytes)} in {p.Inodes} inodes",
+                RootDiskPhase.Formatting => $"  mkfs.ext4: {ByteSize.Format(p.Bytes)} disk",
+                RootDiskPhase.FixingOwners => "  setting owners",
+                _ => null,
+            };
+            if (line is not null)
+            {
+                console.Err.WriteLine(line);
+            }
+        });
+        var options = new LayerApplierOptions { ApplyOwnership = true };
+        var disk = await disks.GetOrBuildAsync(pulled.Resolved.ManifestDigest, pulled.Config,
+            (directory, token) => Task.Run(() => puller.Unpack(pulled, directory, options, token), token), progress, ct).ConfigureAwait(false);
+        console.Err.WriteLine($"Root disk {ByteSize.Format(disk.SizeBytes)} ready in {started.Elapsed.TotalSeconds:0.0} s");
+        return disk;
     }
 
     // ---- shared ------------------------------------------------------------------------------------

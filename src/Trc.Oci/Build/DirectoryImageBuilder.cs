@@ -56,6 +56,7 @@ public sealed record BuiltImage(Digest ManifestDigest, long ManifestSize, Digest
 /// sockets, FIFOs and device nodes are left out and listed. Entries are sorted, so the same
 /// tree with <see cref="DirectoryImageOptions.ModificationTime"/> set gives the same digest.
 /// </summary>
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]
 public static class DirectoryImageBuilder
 {
     /// <summary>Builds the image and tags it in the layout.</summary>
@@ -150,28 +151,28 @@ public static class DirectoryImageBuilder
         {
             ct.ThrowIfCancellationRequested();
             var name = prefix + info.Name;
-            var status = FileStatus.Lstat(info.FullName);
+            var status = Libc.LStat(info.FullName) ?? throw new IOException($"{info.FullName}: disappeared while the image was being made");
             var mtime = options.ModificationTime ?? DateTimeOffset.FromUnixTimeSeconds(new DateTimeOffset(info.LastWriteTimeUtc).ToUnixTimeSeconds());
             switch (status.Type)
             {
-                case FileType.Symlink:
+                case Libc.TypeSymlink:
                     writer.WriteEntry(Entry(TarEntryType.SymbolicLink, name, (UnixFileMode)0b111_111_111, mtime, info.LinkTarget));
                     count++;
                     break;
-                case FileType.Directory:
+                case Libc.TypeDirectory:
                     writer.WriteEntry(Entry(TarEntryType.Directory, name + "/", info.UnixFileMode, mtime, null));
                     count++;
                     count += WriteTree(writer, (DirectoryInfo)info, name + "/", options, skipped, linked, ct);
                     break;
-                case FileType.Regular when status.Links > 1 && linked.TryGetValue((status.Device, status.Inode), out var first):
+                case Libc.TypeRegular when status.Links > 1 && linked.TryGetValue((Device(status), status.Inode), out var first):
                     // A second name of a file already written: a hard link, as tar and mkfs.ext4 -d keep it.
                     writer.WriteEntry(Entry(TarEntryType.HardLink, name, info.UnixFileMode, mtime, first));
                     count++;
                     break;
-                case FileType.Regular:
+                case Libc.TypeRegular:
                     if (status.Links > 1)
                     {
-                        linked[(status.Device, status.Inode)] = name;
+                        linked[(Device(status), status.Inode)] = name;
                     }
                     var entry = Entry(TarEntryType.RegularFile, name, info.UnixFileMode, mtime, null);
                     using (var content = new FileStream(info.FullName, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan))
@@ -189,6 +190,8 @@ public static class DirectoryImageBuilder
         }
         return count;
     }
+
+    private static ulong Device(Libc.FileStatus status) => ((ulong)status.DeviceMajor << 32) | status.DeviceMinor;
 
     private static GnuTarEntry Entry(TarEntryType type, string name, UnixFileMode mode, DateTimeOffset mtime, string? linkName)
     {

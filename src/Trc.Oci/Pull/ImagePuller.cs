@@ -119,6 +119,7 @@ public sealed class ImagePuller
 
         var manifest = resolved.Manifest;
         await source.FetchBlobAsync(manifest.Config, _store, null, cancellationToken).ConfigureAwait(false);
+        _store.Touch(manifest.Config.Digest);
         ImageConfig config;
         try
         {
@@ -149,6 +150,10 @@ public sealed class ImagePuller
                 try
                 {
                     var cached = _store.Contains(layer.Digest, layer.Size);
+                    if (cached)
+                    {
+                        _store.Touch(layer.Digest);
+                    }
                     progress?.Report(new PullProgress(cached ? PullPhase.LayerCached : PullPhase.LayerStarted, layer.Digest, 0, layer.Size));
                     var reporter = progress is null ? null : new InlineProgress<long>(bytes => progress.Report(new PullProgress(PullPhase.LayerBytes, layer.Digest, bytes, layer.Size)));
                     await source.FetchBlobAsync(layer, _store, reporter, cancellationToken).ConfigureAwait(false);

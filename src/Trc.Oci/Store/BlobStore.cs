@@ -49,6 +49,20 @@ public sealed class BlobStore
         return info.Exists && (size is null || info.Length == size);
     }
 
+    /// <summary>Marks a stored blob as used now (its modification time), so garbage collection by age keeps it.</summary>
+    /// <param name="digest">The blob's digest.</param>
+    public void Touch(Digest digest)
+    {
+        try
+        {
+            File.SetLastWriteTimeUtc(PathOf(digest), DateTime.UtcNow);
+        }
+        catch (FileNotFoundException)
+        {
+            // Collected meanwhile: the caller fetches it again.
+        }
+    }
+
     /// <summary>Opens a stored blob for reading.</summary>
     /// <param name="digest">The blob's digest.</param>
     /// <returns>The open file.</returns>
@@ -83,7 +97,11 @@ public sealed class BlobStore
     public Digest Put(ReadOnlySpan<byte> bytes, string algorithm = Digest.Sha256)
     {
         var digest = Digest.Compute(algorithm, bytes);
-        if (!Contains(digest, bytes.Length))
+        if (Contains(digest, bytes.Length))
+        {
+            Touch(digest);
+        }
+        else
         {
             using var writer = BeginWrite(digest, bytes.Length);
             writer.Write(bytes);

@@ -156,4 +156,42 @@ public sealed class ImageCommandsTests(ImageCliWorld world) : IClassFixture<Imag
         Assert.Equal(1, missing.ExitCode);
         Assert.Contains("linux/arm64/v8", missing.Stderr);
     }
+
+    [Fact]
+    public void Rootfs_builds_a_clean_ext4_disk_once_and_gc_removes_it_when_unused()
+    {
+        var first = Image("rootfs", $"{world.Open.Host}/team/app:v1", "--cache", Cache, "--registry-auth", NoCredentials(), "--json");
+        Assert.True(first.ExitCode == 0, first.ToString());
+        using var json = JsonDocument.Parse(first.Stdout);
+        var disk = json.RootElement.GetProperty("disk").GetString()!;
+        Assert.Equal(world.Image.ManifestDigest, json.RootElement.GetProperty("manifest_digest").GetString());
+        Assert.EndsWith(".ext4", disk);
+        Assert.Contains("mkfs.ext4", first.Stderr);
+        var fsck = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("e2fsck", ["-fn", disk]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        fsck.WaitForExit();
+        Assert.Equal(0, fsck.ExitCode);
+        var config = File.ReadAllText(json.RootElement.GetProperty("config").GetString()!);
+        Assert.Contains("\"manifest_digest\"", config);
+
+        // Cached: the second run neither downloads nor formats.
+        var second = Image("rootfs", $"{world.Open.Host}/team/app:v1", "--cache", Cache, "--registry-auth", NoCredentials());
+        Assert.Equal(0, second.ExitCode);
+        Assert.Equal(disk + "\n", second.Stdout);
+        Assert.DoesNotContain("mkfs.ext4", second.Stderr);
+
+        var kept = Image("gc", "--cache", Cache, "--unused-for", "1d");
+        Assert.Equal(0, kept.ExitCode);
+        Assert.StartsWith("Deleted 0 root disks", kept.Stdout);
+        Assert.True(File.Exists(disk));
+
+        var collected = Image("gc", "--cache", Cache, "--unused-for", "0m");
+        Assert.Equal(0, collected.ExitCode);
+        Assert.StartsWith("Deleted 1 root disk ", collected.Stdout);
+        Assert.False(File.Exists(disk));
+        Assert.Empty(Directory.GetFiles(Path.Combine(Cache, "oci", "blobs"), "*", SearchOption.AllDirectories));
+
+        var bad = Image("gc", "--cache", Cache, "--unused-for", "soon");
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains("--unused-for soon", bad.Stderr);
+    }
 }
