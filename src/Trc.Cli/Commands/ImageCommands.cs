@@ -158,11 +158,9 @@ internal static class ImageCommands
         command.Options.Add(json);
         command.SetAction((parse, ct) => Guard(console, "resolve", async () =>
         {
-            using var client = registry.CreateClient(parse, console);
-            var source = Source(parse.GetValue(reference)!, client);
-            var store = new BlobStore(Path.Combine(registry.CacheDirectory(parse, console), "oci"));
-            var resolved = await new ImagePuller(store).ResolveAsync(source, registry.Platform(parse), ct).ConfigureAwait(false);
-            PrintResolved(console, source, resolved, parse.GetValue(json));
+            using var run = registry.Open(parse, console, parse.GetValue(reference)!);
+            var resolved = await new ImagePuller(run.Store).ResolveAsync(run.Source, run.Platform, ct).ConfigureAwait(false);
+            PrintResolved(console, run.Source, resolved, parse.GetValue(json));
             return ExitCodes.Ok;
         }));
         return command;
@@ -190,11 +188,9 @@ internal static class ImageCommands
         command.Options.Add(json);
         command.SetAction((parse, ct) => Guard(console, "pull", async () =>
         {
-            using var client = registry.CreateClient(parse, console);
-            var source = Source(parse.GetValue(reference)!, client);
-            var store = new BlobStore(Path.Combine(registry.CacheDirectory(parse, console), "oci"));
-            var pulled = await PullWithProgressAsync(console, client, store, source, registry.Platform(parse), ct).ConfigureAwait(false);
-            PrintResolved(console, source, pulled.Resolved, parse.GetValue(json));
+            using var run = registry.Open(parse, console, parse.GetValue(reference)!);
+            var pulled = await PullWithProgressAsync(console, run, ct).ConfigureAwait(false);
+            PrintResolved(console, run.Source, pulled.Resolved, parse.GetValue(json));
             return ExitCodes.Ok;
         }));
         return command;
@@ -223,12 +219,10 @@ internal static class ImageCommands
         command.Options.Add(json);
         command.SetAction((parse, ct) => Guard(console, "rootfs", async () =>
         {
-            using var client = registry.CreateClient(parse, console);
-            var source = Source(parse.GetValue(reference)!, client);
-            var cache = registry.CacheDirectory(parse, console);
-            var store = new BlobStore(Path.Combine(cache, "oci"));
-            var pulled = await PullWithProgressAsync(console, client, store, source, registry.Platform(parse), ct).ConfigureAwait(false);
-            var disk = await BuildRootDiskAsync(console, store, new RootDiskCache(Path.Combine(cache, "rootfs")), pulled, ct).ConfigureAwait(false);
+            using var run = registry.Open(parse, console, parse.GetValue(reference)!);
+            var source = run.Source;
+            var pulled = await PullWithProgressAsync(console, run, ct).ConfigureAwait(false);
+            var disk = await BuildRootDiskAsync(console, run.Store, new RootDiskCache(Path.Combine(run.Cache, "rootfs")), pulled, ct).ConfigureAwait(false);
             if (parse.GetValue(json))
             {
                 console.Out.WriteLine(JsonSerializer.Serialize(new
@@ -252,7 +246,7 @@ internal static class ImageCommands
 
     private static Command Gc(CliConsole console)
     {
-        var registry = RegistryOptions.Create();
+        var registry = RegistryOptions.ForCache();
         var unused = new Option<string>("--unused-for") { Description = "Delete root disks not used for this long (like 30m, 12h, 7d). Default: 7d.", HelpName = "AGE", DefaultValueFactory = _ => "7d" };
         var command = new Command("gc", """
             Delete cached root disks not used for a while, abandoned partial builds, and the
@@ -320,8 +314,9 @@ internal static class ImageCommands
 
     // ---- shared ------------------------------------------------------------------------------------
 
-    internal static async Task<PulledImage> PullWithProgressAsync(CliConsole console, RegistryClient client, BlobStore store, ImageSource source, ImagePlatform? platform, CancellationToken ct)
+    internal static async Task<PulledImage> PullWithProgressAsync(CliConsole console, ImageRun run, CancellationToken ct)
     {
+        var (client, store, source, platform) = (run.Client, run.Store, run.Source, run.Platform);
         var gate = new object();
         var started = System.Diagnostics.Stopwatch.StartNew();
         console.Err.WriteLine($"Pulling {RemoteContext.Printable(source.Name)} for {platform ?? ImagePlatform.Host}");
@@ -381,18 +376,6 @@ internal static class ImageCommands
         RegistryImageSource r => $"{r.Reference.Registry}/{r.Reference.Repository}@{resolved.RootDigest}",
         _ => $"{source.Name}@{resolved.RootDigest}",
     };
-
-    private static ImageSource Source(string text, RegistryClient client)
-    {
-        try
-        {
-            return ImageSource.Parse(text, client);
-        }
-        catch (FormatException e)
-        {
-            throw new CliFailure(ExitCodes.Usage, e.Message);
-        }
-    }
 
     private static string Short(Digest digest) => $"{digest.Algorithm}:{digest.Hex[..12]}";
 
@@ -460,14 +443,52 @@ internal sealed class RegistryOptions
     /// <summary>Only what reaching a registry needs (no cache, no platform): for trc deploy.</summary>
     public static RegistryOptions ForResolving() => new() { _resolvingOnly = true };
 
+    /// <summary>Only the cache directory: for trc image gc.</summary>
+    public static RegistryOptions ForCache() => new() { _cacheOnly = true };
+
+    private bool _cacheOnly;
+
     public void AddTo(Command command)
     {
+        if (_cacheOnly)
+        {
+            command.Options.Add(Cache);
+            return;
+        }
         command.Options.Add(Auth);
         command.Options.Add(Insecure);
         if (!_resolvingOnly)
         {
             command.Options.Add(Cache);
             command.Options.Add(PlatformOption);
+        }
+    }
+
+    /// <summary>What a command that reads an image works with: the client, the source, the cache.</summary>
+    public ImageRun Open(ParseResult parse, CliConsole console, string reference)
+    {
+        var client = CreateClient(parse, console);
+        try
+        {
+            var cache = CacheDirectory(parse, console);
+            return new ImageRun(client, Source(reference, client), new BlobStore(Path.Combine(cache, "oci")), cache, Platform(parse));
+        }
+        catch
+        {
+            client.Dispose();
+            throw;
+        }
+    }
+
+    private static ImageSource Source(string text, RegistryClient client)
+    {
+        try
+        {
+            return ImageSource.Parse(text, client);
+        }
+        catch (FormatException e)
+        {
+            throw new CliFailure(ExitCodes.Usage, e.Message);
         }
     }
 
@@ -520,4 +541,10 @@ internal sealed class RegistryOptions
             InsecureRegistries = parse.GetValue(Insecure) ?? [],
         });
     }
+}
+
+/// <summary>The registry client, image source and cache one <c>trc image</c> command uses.</summary>
+internal sealed record ImageRun(RegistryClient Client, ImageSource Source, BlobStore Store, string Cache, ImagePlatform? Platform) : IDisposable
+{
+    public void Dispose() => Client.Dispose();
 }
