@@ -112,12 +112,7 @@ internal static partial class DeployCommands
         }
         catch (RegistryException e)
         {
-            throw new CliFailure(e.Kind switch
-            {
-                RegistryErrorKind.Unauthorized or RegistryErrorKind.Denied => ExitCodes.NotAuthorized,
-                RegistryErrorKind.Unavailable => ExitCodes.Unavailable,
-                _ => ExitCodes.Invalid,
-            }, $"--image {shown}: {e.Message}");
+            throw new CliFailure(RegistryOptions.ExitCode(e), $"--image {shown}: {e.Message}");
         }
         catch (RegistryCredentialsException e)
         {

@@ -398,12 +398,7 @@ internal static class ImageCommands
         catch (RegistryException e)
         {
             console.Err.WriteLine($"trc image {name}: {e.Message}");
-            return e.Kind switch
-            {
-                RegistryErrorKind.Unauthorized or RegistryErrorKind.Denied => ExitCodes.NotAuthorized,
-                RegistryErrorKind.Unavailable => ExitCodes.Unavailable,
-                _ => ExitCodes.Invalid,
-            };
+            return RegistryOptions.ExitCode(e);
         }
         catch (Exception e) when (e is PlatformNotFoundException or OciFormatException or LayerException or RegistryCredentialsException or BlobStoreException)
         {
@@ -463,6 +458,14 @@ internal sealed class RegistryOptions
             command.Options.Add(PlatformOption);
         }
     }
+
+    /// <summary>The exit code for a registry failure: 4 auth, 5 unreachable, 1 anything about the image itself.</summary>
+    public static int ExitCode(RegistryException e) => e.Kind switch
+    {
+        RegistryErrorKind.Unauthorized or RegistryErrorKind.Denied => ExitCodes.NotAuthorized,
+        RegistryErrorKind.Unavailable => ExitCodes.Unavailable,
+        _ => ExitCodes.Invalid,
+    };
 
     /// <summary>What a command that reads an image works with: the client, the source, the cache.</summary>
     public ImageRun Open(ParseResult parse, CliConsole console, string reference)

@@ -110,7 +110,8 @@ public static class PlatformMatcher
             && !(p.Os == "unknown" && p.Architecture == "unknown")
             && !(d.Annotations is { } a && a.TryGetValue(ReferenceTypeAnnotation, out var type) && type == AttestationManifest));
 
-    private static string NormalizeArchitecture(string architecture) => architecture.ToLowerInvariant() switch
+    /// <summary>Go's architecture name for the aliases people write (<c>x86_64</c> is <c>amd64</c>).</summary>
+    internal static string NormalizeArchitecture(string architecture) => architecture.ToLowerInvariant() switch
     {
         "x86_64" or "x86-64" => "amd64",
         "aarch64" => "arm64",

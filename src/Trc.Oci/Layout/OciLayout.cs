@@ -170,13 +170,3 @@ public sealed class OciLayout
         return tags.Count == 0 ? "none" : string.Join(", ", tags);
     }
 }
-
-/// <summary>Helpers for writing image JSON the way registries hash it.</summary>
-internal static class OciJson
-{
-    public static byte[] Serialize(ImageManifest manifest) => JsonSerializer.SerializeToUtf8Bytes(manifest, OciJsonContext.Default.ImageManifest);
-
-    public static byte[] Serialize(ImageIndex index) => JsonSerializer.SerializeToUtf8Bytes(index, OciJsonContext.Default.ImageIndex);
-
-    public static byte[] Serialize(ImageConfig config) => JsonSerializer.SerializeToUtf8Bytes(config, OciJsonContext.Default.ImageConfig);
-}

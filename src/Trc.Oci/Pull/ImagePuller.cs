@@ -58,19 +58,26 @@ public sealed class ImagePuller
     public static async Task<PinnedImage> PinAsync(ImageSource source, CancellationToken cancellationToken)
     {
         var root = await source.GetRootAsync(cancellationToken).ConfigureAwait(false);
-        var perPlatform = new Dictionary<string, Digest>(StringComparer.Ordinal);
-        if (root.Document is ImageIndex index)
+        var perPlatform = root.Document is ImageIndex index ? PerPlatform(index) : new Dictionary<string, Digest>(StringComparer.Ordinal);
+        if (root.Document is ImageIndex)
         {
-            foreach (var entry in PlatformMatcher.Candidates(index))
-            {
-                perPlatform.TryAdd(entry.Platform!.ToString(), entry.Digest);
-            }
             if (perPlatform.Count == 0)
             {
                 throw new RegistryException(RegistryErrorKind.BadResponse, $"{source.Name}: the index lists no image for any platform");
             }
         }
         return new PinnedImage(root.Digest, root.MediaType, perPlatform);
+    }
+
+    /// <summary>Each platform an index offers, with its manifest digest (the first entry wins a duplicate).</summary>
+    private static Dictionary<string, Digest> PerPlatform(ImageIndex index)
+    {
+        var perPlatform = new Dictionary<string, Digest>(StringComparer.Ordinal);
+        foreach (var entry in PlatformMatcher.Candidates(index))
+        {
+            perPlatform.TryAdd(entry.Platform!.ToString(), entry.Digest);
+        }
+        return perPlatform;
     }
 
     private static async Task<(ResolvedImage Resolved, List<FetchedManifest> Documents)> ResolveCoreAsync(ImageSource source, ImagePlatform? platform, CancellationToken cancellationToken)
@@ -80,7 +87,7 @@ public sealed class ImagePuller
         switch (root.Document)
         {
             case ImageManifest manifest:
-                return (new ResolvedImage(source.Name, root.Digest, root.MediaType, root.Digest, manifest, null,
+                return (new ResolvedImage(root.Digest, root.MediaType, root.Digest, manifest, null,
                     new Dictionary<string, Digest>(StringComparer.Ordinal)), [root]);
             case ImageIndex index:
                 var selected = PlatformMatcher.Select(index, platform.Os, platform.Architecture, platform.Variant);
@@ -94,12 +101,7 @@ public sealed class ImagePuller
                 {
                     throw new RegistryException(RegistryErrorKind.BadResponse, $"{source.Name}: {selected.Digest} is an index, not the image manifest its index entry says");
                 }
-                var perPlatform = new Dictionary<string, Digest>(StringComparer.Ordinal);
-                foreach (var entry in PlatformMatcher.Candidates(index))
-                {
-                    perPlatform.TryAdd(entry.Platform!.ToString(), entry.Digest);
-                }
-                return (new ResolvedImage(source.Name, root.Digest, root.MediaType, fetched.Digest, platformManifest, selected.Platform!.ToString(), perPlatform), [root, fetched]);
+                return (new ResolvedImage(root.Digest, root.MediaType, fetched.Digest, platformManifest, selected.Platform!.ToString(), PerPlatform(index)), [root, fetched]);
             default:
                 throw new RegistryException(RegistryErrorKind.BadResponse, $"{source.Name}: neither a manifest nor an index");
         }
@@ -231,19 +233,13 @@ public sealed record ImagePlatform(string Os, string Architecture, string? Varia
         var parts = text.Split('/');
         if (parts.Length is < 2 or > 3 || parts.Any(p => p.Length == 0 || p.Length > 32 || !p.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or '.')))
         {
-            throw new FormatException($"platform \"{(text.Length > 100 ? text[..100] + "…" : text)}\": expected os/architecture[/variant], such as linux/amd64 or linux/arm64/v8");
+            throw new FormatException($"platform \"{Digest.Shorten(text)}\": expected os/architecture[/variant], such as linux/amd64 or linux/arm64/v8");
         }
         return new ImagePlatform(parts[0], parts[1], parts.Length == 3 ? parts[2] : null);
     }
 
-    internal static bool SameArchitecture(string a, string b) => Normalize(a) == Normalize(b);
-
-    private static string Normalize(string architecture) => architecture.ToLowerInvariant() switch
-    {
-        "x86_64" or "x86-64" => "amd64",
-        "aarch64" => "arm64",
-        var other => other,
-    };
+    internal static bool SameArchitecture(string a, string b) =>
+        PlatformMatcher.NormalizeArchitecture(a) == PlatformMatcher.NormalizeArchitecture(b);
 
     private static ImagePlatform FromHost()
     {
@@ -257,7 +253,6 @@ public sealed record ImagePlatform(string Os, string Architecture, string? Varia
 }
 
 /// <summary>An image reference resolved for one platform.</summary>
-/// <param name="Source">The reference as written.</param>
 /// <param name="RootDigest">The digest the reference names (an index's, or the manifest's).</param>
 /// <param name="RootMediaType">The media type of that document.</param>
 /// <param name="ManifestDigest">The digest of the platform's image manifest (equal to <paramref name="RootDigest"/> without an index).</param>
@@ -265,7 +260,6 @@ public sealed record ImagePlatform(string Os, string Architecture, string? Varia
 /// <param name="Platform">The index entry's platform, or null without an index.</param>
 /// <param name="PlatformDigests">For an index, the manifest digest of every platform it offers; empty otherwise.</param>
 public sealed record ResolvedImage(
-    string Source,
     Digest RootDigest,
     string RootMediaType,
     Digest ManifestDigest,

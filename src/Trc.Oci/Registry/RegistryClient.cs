@@ -65,7 +65,7 @@ public sealed class RegistryClient : IDisposable
     {
         reference ??= image.ManifestReference;
         var wanted = Digest.TryParse(reference, out var parsed, out _) ? parsed : null;
-        var what = $"{Name(image)}: manifest {Shorten(reference)}";
+        var what = $"{Name(image)}: manifest {Digest.Shorten(reference)}";
         return WithRetriesAsync(what, async ct =>
         {
             using var response = await SendAsync(image, ManifestUri(image, reference), MediaTypes.ManifestAccept, what, ct).ConfigureAwait(false);
@@ -341,7 +341,7 @@ public sealed class RegistryClient : IDisposable
     {
         if (challenge.Realm is not { Length: > 0 } realmText || !Uri.TryCreate(realmText, UriKind.Absolute, out var realm) || realm.Scheme is not ("http" or "https"))
         {
-            throw new RegistryException(RegistryErrorKind.BadResponse, $"{what}: the Bearer challenge's realm is not an http(s) URL: \"{Shorten(challenge.Realm ?? "")}\"");
+            throw new RegistryException(RegistryErrorKind.BadResponse, $"{what}: the Bearer challenge's realm is not an http(s) URL: \"{Digest.Shorten(challenge.Realm ?? "")}\"");
         }
         var origin = BaseUri(image.Registry);
         if (origin.Scheme == "https" && realm.Scheme == "http")
@@ -392,7 +392,7 @@ public sealed class RegistryClient : IDisposable
         var (token, expiresIn) = ParseToken(body, tokenWhat);
         // A token shorter-lived than 60 s is treated as 60 s, as the distribution spec says; renewed a little early.
         var lifetime = TimeSpan.FromSeconds(Math.Max(expiresIn ?? 60, 60)) - TimeSpan.FromSeconds(5);
-        _tokens[(Authority(image.Registry), scope)] = new CachedToken(token, _options.Time.GetUtcNow() + lifetime, sendCredentials);
+        _tokens[(Authority(image.Registry), scope)] = new CachedToken(token, _options.Time.GetUtcNow() + lifetime);
     }
 
     internal static (string Token, int? ExpiresIn) ParseToken(ReadOnlySpan<byte> body, string what)
@@ -501,7 +501,7 @@ public sealed class RegistryClient : IDisposable
                 var code = errors[0].TryGetProperty("code", out var c) && c.ValueKind == JsonValueKind.String ? c.GetString() : null;
                 var message = errors[0].TryGetProperty("message", out var m) && m.ValueKind == JsonValueKind.String ? m.GetString() : null;
                 var text = string.Join(": ", new[] { code, message }.Where(s => !string.IsNullOrEmpty(s)));
-                return text.Length == 0 ? null : Shorten(new string(text.Select(ch => char.IsControl(ch) ? ' ' : ch).ToArray()));
+                return text.Length == 0 ? null : Digest.Shorten(new string(text.Select(ch => char.IsControl(ch) ? ' ' : ch).ToArray()));
             }
         }
         catch (Exception e) when (e is JsonException or RegistryException or IOException or HttpRequestException)
@@ -610,9 +610,7 @@ public sealed class RegistryClient : IDisposable
 
     private static string Name(ImageReference image) => $"{image.Registry}/{image.Repository}";
 
-    private static string Shorten(string text) => text.Length <= 200 ? text : string.Concat(text.AsSpan(0, 190), "…");
-
-    private sealed record CachedToken(string Value, DateTimeOffset ExpiresAt, bool WithCredentials);
+    private sealed record CachedToken(string Value, DateTimeOffset ExpiresAt);
 }
 
 /// <summary>A manifest or index as fetched: its verified digest, media type, bytes and parsed form.</summary>

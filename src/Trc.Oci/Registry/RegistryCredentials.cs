@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using Trc.Oci.Images;
 
 namespace Trc.Oci.Registry;
 
@@ -133,7 +134,7 @@ public sealed class RegistryCredentialStore
             }
             foreach (var entry in auths.EnumerateObject())
             {
-                var where = $"{source}: auths[\"{Shorten(entry.Name)}\"]";
+                var where = $"{source}: auths[\"{Digest.Shorten(entry.Name)}\"]";
                 if (entry.Value.ValueKind != JsonValueKind.Object)
                 {
                     throw new RegistryCredentialsException($"{where} must be an object");
@@ -233,8 +234,6 @@ public sealed class RegistryCredentialStore
         host = host.ToLowerInvariant();
         return host is "index.docker.io" or "registry-1.docker.io" ? "docker.io" : host;
     }
-
-    private static string Shorten(string text) => text.Length <= 80 ? text : string.Concat(text.AsSpan(0, 70), "…");
 }
 
 /// <summary>A credentials file could not be read.</summary>
