@@ -19,6 +19,7 @@ public static class TrcCli
         {
             // Layer unpacking and ext4 disks need Linux (lchown, mkfs.ext4); so does running them.
             root.Subcommands.Add(ImageCommands.Create(console));
+            root.Subcommands.Add(AgentCommand.Create(console));
         }
         root.Subcommands.Add(TomlCommands.Create(console));
         foreach (var command in ManifestCommands.Create(console))
@@ -33,6 +34,9 @@ public static class TrcCli
         }
         root.Subcommands.Add(VolumeCommands.Create(console));
         root.Subcommands.Add(EventCommands.Create(console));
+        root.Subcommands.Add(InstanceCommands.Create(console));
+        root.Subcommands.Add(LogCommands.Create(console));
+        root.Subcommands.Add(NodeCommands.Create(console));
         return root;
     }
 

@@ -21,9 +21,23 @@ public sealed partial class TrcClient
     /// behind a proxy that cuts connections now and then lives on. The backoff starts over once the
     /// stream delivers an event or stays up for <see cref="EventStreamOptions.MaxReconnectDelay"/>.
     /// </summary>
-    public async IAsyncEnumerable<EventView> StreamEventsAsync(EventQuery? query = null, EventStreamOptions? options = null, [EnumeratorCancellation] CancellationToken ct = default)
+    public IAsyncEnumerable<EventView> StreamEventsAsync(EventQuery? query = null, EventStreamOptions? options = null, CancellationToken ct = default)
     {
         query ??= new EventQuery();
+        // The first connection starts at query.After; a resumed one says where it stopped in
+        // Last-Event-ID, which the server reads when the query has no "after".
+        return StreamAsync(lastId => EventsPath(query, stream: true) + QueryString(query, lastId is null ? query.After : null), ParseEvent, e => e.Id, "event", options, ct);
+    }
+
+    /// <summary>The stream behind <see cref="StreamEventsAsync"/> and the log stream: connect, parse, resume after the last id.</summary>
+    /// <param name="pathFor">The path and query for a connection, given the id to resume after (null for the first).</param>
+    /// <param name="parse">Turns one event into the item yielded.</param>
+    /// <param name="idOf">The item's id, when the event carried none.</param>
+    /// <param name="what">What the items are, for messages ("event", "log line").</param>
+    /// <param name="options">Reconnect settings.</param>
+    /// <param name="ct">Ends the stream.</param>
+    private async IAsyncEnumerable<T> StreamAsync<T>(Func<long?, string> pathFor, Func<ServerSentEvent, T> parse, Func<T, long> idOf, string what, EventStreamOptions? options, [EnumeratorCancellation] CancellationToken ct)
+    {
         options ??= EventStreamOptions.Default;
         long? lastId = null;
         Exception? lastError = null;
@@ -42,11 +56,11 @@ public sealed partial class TrcClient
                 failures++;
                 if (options.MaxReconnectAttempts is { } max && failures > max)
                 {
-                    throw lastError ?? new TrcConnectionException($"the event stream from {BaseAddress} ended and could not be resumed", BaseAddress);
+                    throw lastError ?? new TrcConnectionException($"the {what} stream from {BaseAddress} ended and could not be resumed", BaseAddress);
                 }
                 await BackoffAsync(options, attempt, lastId, lastError, ct).ConfigureAwait(false);
             }
-            var (response, error) = await OpenStreamAsync(query, lastId, ct).ConfigureAwait(false);
+            var (response, error) = await OpenStreamAsync(pathFor(lastId), lastId, ct).ConfigureAwait(false);
             if (error is not null)
             {
                 if (first || !IsTransient(error))
@@ -73,7 +87,7 @@ public sealed partial class TrcClient
                 var parser = new ServerSentEventParser();
                 while (true)
                 {
-                    var (read, readError) = await ReadAsync(stream, buffer, idle, options.IdleTimeout, ct).ConfigureAwait(false);
+                    var (read, readError) = await ReadAsync(stream, buffer, idle, options.IdleTimeout, what, ct).ConfigureAwait(false);
                     if (readError is not null || read == 0)
                     {
                         lastError = readError;
@@ -82,8 +96,8 @@ public sealed partial class TrcClient
                     var status = parser.Feed(buffer.AsSpan(0, read), events);
                     foreach (var e in events)
                     {
-                        var view = ParseEvent(e);
-                        lastId = long.TryParse(e.Id, NumberStyles.None, CultureInfo.InvariantCulture, out var id) ? id : view.Id;
+                        var view = parse(e);
+                        lastId = long.TryParse(e.Id, NumberStyles.None, CultureInfo.InvariantCulture, out var id) ? id : idOf(view);
                         attempt = 0;
                         yield return view;
                     }
@@ -91,7 +105,7 @@ public sealed partial class TrcClient
                     if (status == ServerSentEventStatus.TooLarge)
                     {
                         throw new TrcApiException(response!.StatusCode, null,
-                            $"the event stream from {BaseAddress} sent an event larger than {parser.MaxEventBytes / (1024 * 1024)} MiB", BaseAddress);
+                            $"the {what} stream from {BaseAddress} sent an event larger than {parser.MaxEventBytes / (1024 * 1024)} MiB", BaseAddress);
                     }
                 }
                 // A connection that stayed up a while was a working stream (a proxy cutting idle
@@ -117,11 +131,9 @@ public sealed partial class TrcClient
     }
 
     /// <summary>Connects to the stream; the answer's headers arrive within the request timeout.</summary>
-    private async Task<(HttpResponseMessage? Response, TrcException? Error)> OpenStreamAsync(EventQuery query, long? lastId, CancellationToken ct)
+    private async Task<(HttpResponseMessage? Response, TrcException? Error)> OpenStreamAsync(string pathAndQuery, long? lastId, CancellationToken ct)
     {
-        // The first connection starts at query.After; a resumed one says where it stopped in
-        // Last-Event-ID, which the server reads when the query has no "after".
-        using var request = NewRequest(HttpMethod.Get, EventsPath(query, stream: true) + QueryString(query, lastId is null ? query.After : null), null, null);
+        using var request = NewRequest(HttpMethod.Get, pathAndQuery, null, null);
         request.Headers.Accept.Clear();
         request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/event-stream"));
         request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/problem+json"));
@@ -147,14 +159,14 @@ public sealed partial class TrcClient
                 var media = response.Content.Headers.ContentType?.MediaType;
                 response.Dispose();
                 return (null, new TrcApiException(response.StatusCode, null,
-                    $"the server at {BaseAddress} answered the event stream request with {Describe(media)}, not text/event-stream; is a proxy buffering or rewriting it?", BaseAddress));
+                    $"the server at {BaseAddress} answered the stream request with {Describe(media)}, not text/event-stream; is a proxy buffering or rewriting it?", BaseAddress));
             }
             return (response, null);
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
             response?.Dispose();
-            return (null, new TrcConnectionException($"the trc server at {BaseAddress} did not open the event stream within {_options.RequestTimeout.TotalSeconds:0.#} s", BaseAddress));
+            return (null, new TrcConnectionException($"the trc server at {BaseAddress} did not open the stream within {_options.RequestTimeout.TotalSeconds:0.#} s", BaseAddress));
         }
         catch (Exception e) when (e is HttpRequestException or IOException)
         {
@@ -176,7 +188,7 @@ public sealed partial class TrcClient
     }
 
     /// <summary>One read, bounded by the idle timeout; a transport failure is returned, not thrown.</summary>
-    private async Task<(int Read, TrcException? Error)> ReadAsync(Stream stream, byte[] buffer, CancellationTokenSource idle, TimeSpan idleTimeout, CancellationToken ct)
+    private async Task<(int Read, TrcException? Error)> ReadAsync(Stream stream, byte[] buffer, CancellationTokenSource idle, TimeSpan idleTimeout, string what, CancellationToken ct)
     {
         idle.CancelAfter(idleTimeout);
         try
@@ -185,7 +197,7 @@ public sealed partial class TrcClient
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
-            return (0, new TrcConnectionException($"the event stream from {BaseAddress} was silent for {idleTimeout.TotalSeconds:0.#} s", BaseAddress));
+            return (0, new TrcConnectionException($"the {what} stream from {BaseAddress} was silent for {idleTimeout.TotalSeconds:0.#} s", BaseAddress));
         }
         catch (Exception e) when (e is HttpRequestException or IOException)
         {
@@ -201,16 +213,18 @@ public sealed partial class TrcClient
         }
     }
 
-    private EventView ParseEvent(ServerSentEvent e)
+    private EventView ParseEvent(ServerSentEvent e) => ParseJson<EventView>(e, "event");
+
+    private T ParseJson<T>(ServerSentEvent e, string what)
     {
         try
         {
-            return JsonSerializer.Deserialize<EventView>(e.Data, ApiJson.ClientOptions) ?? throw new JsonException("null");
+            return JsonSerializer.Deserialize<T>(e.Data, ApiJson.ClientOptions) ?? throw new JsonException("null");
         }
         catch (JsonException)
         {
             throw new TrcApiException(System.Net.HttpStatusCode.OK, null,
-                $"the event stream from {BaseAddress} sent an event{(e.Id is null ? "" : $" (id {e.Id})")} that is not a trc event as JSON", BaseAddress);
+                $"the {(what == "event" ? "event" : "log")} stream from {BaseAddress} sent an event{(e.Id is null ? "" : $" (id {e.Id})")} that is not a trc {what} as JSON", BaseAddress);
         }
     }
 }

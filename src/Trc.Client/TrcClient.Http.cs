@@ -39,9 +39,12 @@ public sealed partial class TrcClient
         }, ct).ConfigureAwait(false);
     }
 
-    private async Task SendNoContentAsync(HttpMethod method, string pathAndQuery, string? idempotencyKey, CancellationToken ct)
+    private Task SendNoContentAsync(HttpMethod method, string pathAndQuery, string? idempotencyKey, CancellationToken ct) =>
+        SendNoContentAsync(method, pathAndQuery, null, idempotencyKey, ct);
+
+    private async Task SendNoContentAsync(HttpMethod method, string pathAndQuery, object? body, string? idempotencyKey, CancellationToken ct)
     {
-        using var request = NewRequest(method, pathAndQuery, null, idempotencyKey);
+        using var request = NewRequest(method, pathAndQuery, body, idempotencyKey);
         await ExecuteAsync(request, async (response, token) =>
         {
             await EnsureSuccessAsync(response, token).ConfigureAwait(false);

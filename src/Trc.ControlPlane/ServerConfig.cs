@@ -17,6 +17,9 @@ public sealed class ServerConfigException(string message) : Exception(message);
 /// database = "postgres://trc:secret@db:5432/trc?search_path=trc"
 /// listen = "http://0.0.0.0:7080"
 /// data_dir = "/var/lib/trc"
+/// overlay_prefix = "fd74:7263::/48"
+/// node_lease = "15s"
+/// log_retention = "7d"
 ///
 /// [policy]
 /// allowed_ports = [8443]
@@ -30,7 +33,15 @@ public sealed class ServerConfigException(string message) : Exception(message);
 public static class ServerConfig
 {
     /// <summary>Keys a config file may hold.</summary>
-    private static readonly string[] TopKeys = ["database", "listen", "data_dir", "master_key_file", "admin_token_file", "max_request_body", "policy"];
+    private static readonly string[] TopKeys = ["database", "listen", "data_dir", "master_key_file", "admin_token_file", "node_token_file", "overlay_prefix", "node_lease", "log_retention", "log_max_lines_per_env", "max_request_body", "policy"];
+
+    /// <summary>Settings given as strings, with their environment variables.</summary>
+    private static readonly (string Key, string? Variable)[] StringKeys =
+    [
+        ("database", "TRC_DATABASE"), ("listen", "TRC_LISTEN"), ("data_dir", "TRC_DATA_DIR"), ("master_key_file", "TRC_MASTER_KEY_FILE"),
+        ("admin_token_file", null), ("node_token_file", "TRC_NODE_TOKEN_FILE"), ("overlay_prefix", "TRC_OVERLAY_PREFIX"),
+        ("node_lease", "TRC_NODE_LEASE"), ("log_retention", "TRC_LOG_RETENTION"), ("log_max_lines_per_env", "TRC_LOG_MAX_LINES_PER_ENV"),
+    ];
 
     private static readonly string[] PolicyKeys = ["allowed_ports", "denied_ports", "ipv4_pool", "ipv4_extra_ports", "cpu_overcommit", "default_quotas"];
 
@@ -51,9 +62,9 @@ public static class ServerConfig
         {
             (policy, maxBody) = ReadFile(file, values);
         }
-        foreach (var (name, variable) in new[] { ("database", "TRC_DATABASE"), ("listen", "TRC_LISTEN"), ("data_dir", "TRC_DATA_DIR"), ("master_key_file", "TRC_MASTER_KEY_FILE") })
+        foreach (var (name, variable) in StringKeys)
         {
-            if (environment.GetValueOrDefault(variable) is { Length: > 0 } value)
+            if (variable is not null && environment.GetValueOrDefault(variable) is { Length: > 0 } value)
             {
                 values[name] = value;
             }
@@ -73,10 +84,37 @@ public static class ServerConfig
             DataDirectory = dataDir,
             MasterKeyFile = values.GetValueOrDefault("master_key_file"),
             AdminTokenFile = values.GetValueOrDefault("admin_token_file"),
+            NodeTokenFile = values.GetValueOrDefault("node_token_file"),
+            OverlayPrefix = values.GetValueOrDefault("overlay_prefix") is { } prefix
+                ? OverlayNetwork.TryParse(prefix, out var prefixError) ?? throw Setting("overlay_prefix", prefixError)
+                : OverlayNetwork.Default,
+            NodeLease = DurationSetting(values, "node_lease", TimeSpan.FromSeconds(15), TimeSpan.FromSeconds(1), TimeSpan.FromHours(1)),
+            LogRetention = DurationSetting(values, "log_retention", TimeSpan.FromDays(7), TimeSpan.FromMinutes(1), TimeSpan.FromDays(3650)),
+            LogMaxLinesPerEnv = values.GetValueOrDefault("log_max_lines_per_env") is { } cap
+                ? int.TryParse(cap, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var lines) && lines is >= 1 and <= 100_000_000
+                    ? lines
+                    : throw Setting("log_max_lines_per_env", $"\"{TomlKeys.Printable(cap, 40)}\" is not a whole number from 1 to 100000000")
+                : 100_000,
             Policy = policy,
             MaxRequestBodyBytes = maxBody,
         };
     }
+
+    private static TimeSpan DurationSetting(Dictionary<string, string?> values, string key, TimeSpan fallback, TimeSpan min, TimeSpan max)
+    {
+        if (values.GetValueOrDefault(key) is not { } text)
+        {
+            return fallback;
+        }
+        if (!ServerDurations.TryParse(text, out var value, out var error))
+        {
+            throw Setting(key, error);
+        }
+        return value >= min && value <= max ? value : throw Setting(key, $"{text} is out of range ({Duration.Format(min)} to {Duration.Format(max)})");
+    }
+
+    private static ServerConfigException Setting(string key, string message) =>
+        new($"{key} (config file, TRC_{key.ToUpperInvariant()} or --{key.Replace('_', '-')}): {message}");
 
     private static (ClusterPolicy Policy, long MaxBody) ReadFile(string file, Dictionary<string, string?> values)
     {
@@ -96,12 +134,16 @@ public static class ServerConfig
         }
         var root = parsed.Document!.Root;
         Known(file, root, "", TopKeys);
-        foreach (var key in new[] { "database", "listen", "data_dir", "master_key_file", "admin_token_file" })
+        foreach (var (key, _) in StringKeys.Where(k => k.Key != "log_max_lines_per_env"))
         {
             if (root.TryGetValue(key, out var v))
             {
                 values[key] = v is TomlString s ? s.Value : throw Error(file, v, key, "expected a string");
             }
+        }
+        if (root.TryGetValue("log_max_lines_per_env", out var maxLines))
+        {
+            values["log_max_lines_per_env"] = maxLines is TomlInteger n ? n.Value.ToString(System.Globalization.CultureInfo.InvariantCulture) : throw Error(file, maxLines, "log_max_lines_per_env", "expected a whole number");
         }
         long maxBody = 1 << 20;
         if (root.TryGetValue("max_request_body", out var mb))

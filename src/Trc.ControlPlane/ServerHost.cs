@@ -12,6 +12,9 @@ using Trc.ControlPlane.Api;
 using Trc.ControlPlane.Auth;
 using Trc.ControlPlane.Catalog;
 using Trc.ControlPlane.Commands;
+using Trc.ControlPlane.Logs;
+using Trc.ControlPlane.Nodes;
+using Trc.ControlPlane.Scheduling;
 using Trc.ControlPlane.Secrets;
 using Trc.Core.Api;
 using Trc.Core.Crypto;
@@ -55,6 +58,33 @@ public sealed record ServerOptions
 
     /// <summary>Lowest level logged (ASP.NET's own chatter stays at warnings).</summary>
     public LogLevel LogLevel { get; init; } = LogLevel.Information;
+
+    /// <summary>Where the first start writes the shared node token. Default: <c>node.token</c> beside the admin token.</summary>
+    public string? NodeTokenFile { get; init; }
+
+    /// <summary>The cluster overlay's ULA /48; node k gets its k-th /64.</summary>
+    public OverlayNetwork OverlayPrefix { get; init; } = OverlayNetwork.Default;
+
+    /// <summary>A node not heard from for this long is <c>silent</c> and gets no new instances.</summary>
+    public TimeSpan NodeLease { get; init; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>How often the scheduler looks at every env even when nothing woke it.</summary>
+    public TimeSpan SchedulerInterval { get; init; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>Log lines received longer ago than this are deleted.</summary>
+    public TimeSpan LogRetention { get; init; } = TimeSpan.FromDays(7);
+
+    /// <summary>Most log lines kept per env; the oldest go first.</summary>
+    public int LogMaxLinesPerEnv { get; init; } = 100_000;
+
+    /// <summary>How often log retention runs.</summary>
+    public TimeSpan LogSweepInterval { get; init; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>Largest body of a log batch (1,000 lines of up to 16 KiB, as JSON).</summary>
+    public long MaxLogBatchBytes { get; init; } = 24L << 20;
+
+    /// <summary>The clock of heartbeats, leases and log retention.</summary>
+    public TimeProvider Time { get; init; } = TimeProvider.System;
 }
 
 /// <summary>
@@ -68,15 +98,22 @@ public sealed partial class ServerHost : IAsyncDisposable
     private readonly IEventStore _store;
     private readonly MasterKey _masterKey;
 
-    private ServerHost(WebApplication app, ProjectionRunner runner, IEventStore store, MasterKey masterKey, Uri address, string? adminToken, string adminTokenFile)
+    private ServerHost(WebApplication app, ProjectionRunner runner, IEventStore store, MasterKey masterKey, Uri address, BootstrappedToken admin, BootstrappedToken node,
+        SchedulerLoop scheduler, LogSweeper sweeper, NodeLiveness liveness, LogStore logs)
     {
         _app = app;
         _runner = runner;
         _store = store;
         _masterKey = masterKey;
         Address = address;
-        AdminToken = adminToken;
-        AdminTokenFile = adminTokenFile;
+        AdminToken = admin.Token;
+        AdminTokenFile = admin.File;
+        NodeToken = node.Token;
+        NodeTokenFile = node.File;
+        Scheduler = scheduler;
+        LogSweeper = sweeper;
+        Liveness = liveness;
+        Logs = logs;
     }
 
     /// <summary>The base address the API listens on.</summary>
@@ -87,6 +124,24 @@ public sealed partial class ServerHost : IAsyncDisposable
 
     /// <summary>Where the admin token was written on first start.</summary>
     public string AdminTokenFile { get; }
+
+    /// <summary>The shared node token, when this start created it (it is also in <see cref="NodeTokenFile"/>).</summary>
+    public string? NodeToken { get; }
+
+    /// <summary>Where the node token was written on first start.</summary>
+    public string NodeTokenFile { get; }
+
+    /// <summary>The scheduler loop.</summary>
+    internal SchedulerLoop Scheduler { get; }
+
+    /// <summary>The log retention loop.</summary>
+    internal LogSweeper LogSweeper { get; }
+
+    /// <summary>This replica's node heartbeats.</summary>
+    internal NodeLiveness Liveness { get; }
+
+    /// <summary>The log store.</summary>
+    internal LogStore Logs { get; }
 
     /// <summary>The event store (for tests and tools in the same process).</summary>
     public IEventStore Store => _store;
@@ -127,8 +182,14 @@ public sealed partial class ServerHost : IAsyncDisposable
         var commands = new CommandRunner(store, projections, options.ReadYourWritesTimeout);
         var catalog = new CatalogReader(database);
 
+        var logs = new LogStore(database, options.Time);
+        await logs.InitializeAsync(ct).ConfigureAwait(false);
+        var liveness = new NodeLiveness(options.NodeLease, options.Time);
+
         var adminTokenFile = options.AdminTokenFile ?? Path.Combine(options.DataDirectory, "admin-token");
-        var adminToken = await BootstrapAdminAsync(store, commands, adminTokenFile, ct).ConfigureAwait(false);
+        var admin = await BootstrapTokenAsync(store, commands, "admin-token", "admin", Roles.Admin, adminTokenFile, ct).ConfigureAwait(false);
+        var nodeTokenFile = options.NodeTokenFile ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(adminTokenFile))!, "node.token");
+        var node = await BootstrapTokenAsync(store, commands, "node-token", "node", Roles.Node, nodeTokenFile, ct).ConfigureAwait(false);
 
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -168,18 +229,39 @@ public sealed partial class ServerHost : IAsyncDisposable
                     await Problems.Result(401, "unauthenticated", "send a valid API token as Authorization: Bearer <token>").ExecuteAsync(http);
                     return;
                 }
+                if (principal.IsNode && !NodeEndpoints.NodeMayCall(http.Request.Method, path))
+                {
+                    // One answer for every other path, existing or not: a node token learns nothing.
+                    await Problems.Result(403, "forbidden", "a node token may only call the node endpoints (/v1/nodes/...) and read its node's change stream").ExecuteAsync(http);
+                    return;
+                }
                 Caller.Set(http, principal);
             }
             await next(http);
         });
         app.MapGet("/healthz", () => Results.Text("ok\n")).ExcludeFromDescription();
-        Endpoints.Map(app, new ApiServices(store, catalog, commands, vault, options.Policy, options.MaxRequestBodyBytes));
+        Endpoints.Map(app, new ApiServices(store, catalog, commands, vault, options.Policy, options.MaxRequestBodyBytes)
+        {
+            Liveness = liveness,
+            Logs = logs,
+            Overlay = options.OverlayPrefix,
+            MaxLogBatchBytes = options.MaxLogBatchBytes,
+            Time = options.Time,
+        });
         await app.StartAsync(ct).ConfigureAwait(false);
+
+        var scheduler = new SchedulerLoop(store, catalog, commands, liveness, logs, options.SchedulerInterval, options.Time, loggerFactory.CreateLogger<SchedulerLoop>());
+        scheduler.Start();
+        var sweeper = new LogSweeper(logs, options.LogRetention, options.LogMaxLinesPerEnv, options.LogSweepInterval, options.Time, loggerFactory.CreateLogger<LogSweeper>());
+        sweeper.Start();
 
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         LogListening(logger, address);
-        return new ServerHost(app, runner, store, masterKey, new Uri(address), adminToken, adminTokenFile);
+        return new ServerHost(app, runner, store, masterKey, new Uri(address), admin, node, scheduler, sweeper, liveness, logs);
     }
+
+    /// <summary>A platform token made (or found) at start-up, and the file it was written to.</summary>
+    private sealed record BootstrappedToken(string? Token, string File);
 
     /// <summary>
     /// The master key: the file's, or a new one on the very first start. Every server of one
@@ -259,17 +341,17 @@ public sealed partial class ServerHost : IAsyncDisposable
     }
 
     /// <summary>
-    /// On the first start of a database, creates the platform admin token and writes it to a file
-    /// readable only by the operator (never to logs). The token's aggregate id is fixed, so when
-    /// several servers start at once exactly one creates it.
+    /// On the first start of a database, creates a platform token (the admin's, the nodes' shared
+    /// one) and writes it to a file readable only by the operator (never to logs). The token's
+    /// aggregate id is fixed, so when several servers start at once exactly one creates it.
     /// </summary>
-    private static async Task<string?> BootstrapAdminAsync(IEventStore store, CommandRunner commands, string file, CancellationToken ct)
+    private static async Task<BootstrappedToken> BootstrapTokenAsync(IEventStore store, CommandRunner commands, string key, string name, string role, string file, CancellationToken ct)
     {
-        var id = DomainIds.V5(DomainIds.Org("trc-platform"), "admin-token");
+        var id = DomainIds.V5(DomainIds.Org("trc-platform"), key);
         var existing = await store.ReadAggregateAsync(EventNames.TokenAggregate, id, 0, ct).ConfigureAwait(false);
         if (existing.Count > 0)
         {
-            return null;
+            return new BootstrappedToken(null, file);
         }
         var (_, token, hash) = TokenCodec.Create();
         var tokenString = $"trc_{id:N}_{token[37..]}";
@@ -292,12 +374,12 @@ public sealed partial class ServerHost : IAsyncDisposable
         try
         {
             await commands.RunAsync(system, null, "bootstrap", async load =>
-                Decisions.CreateToken(await load.LoadAsync(id, i => new TokenState(i), ct), null, "admin", Roles.Admin, hash), ct).ConfigureAwait(false);
+                Decisions.CreateToken(await load.LoadAsync(id, i => new TokenState(i), ct), null, name, role, hash), ct).ConfigureAwait(false);
         }
         catch (DomainException d) when (d.Code == "conflict")
         {
             File.Delete(temp);
-            return null; // another server created it at the same moment
+            return new BootstrappedToken(null, file); // another server created it at the same moment
         }
         catch (NotReadyException)
         {
@@ -309,12 +391,14 @@ public sealed partial class ServerHost : IAsyncDisposable
             throw;
         }
         File.Move(temp, file, overwrite: true);
-        return tokenString;
+        return new BootstrappedToken(tokenString, file);
     }
 
     /// <summary>Stops listening and releases everything.</summary>
     public async ValueTask DisposeAsync()
     {
+        await Scheduler.DisposeAsync().ConfigureAwait(false);
+        await LogSweeper.DisposeAsync().ConfigureAwait(false);
         await _app.StopAsync().ConfigureAwait(false);
         await _app.DisposeAsync().ConfigureAwait(false);
         await _runner.DisposeAsync().ConfigureAwait(false);

@@ -18,6 +18,7 @@ public sealed class ClientTestServer : IAsyncDisposable
     {
         _server = server;
         Admin = Client(AdminToken);
+        Node = Client(server.NodeToken);
     }
 
     public ServerHost Host => _server.Host;
@@ -26,7 +27,12 @@ public sealed class ClientTestServer : IAsyncDisposable
 
     public string AdminToken => _server.AdminToken;
 
+    public string NodeToken => _server.NodeToken;
+
     public TrcClient Admin { get; }
+
+    /// <summary>A client with the shared node token, as an agent has.</summary>
+    public TrcClient Node { get; }
 
     /// <summary>A manifest with a web process on 8443, a route and a volume.</summary>
     public static string Manifest(string app, string hostname = "shop.example.com") => $$"""

@@ -8,9 +8,10 @@ using Trc.Core.Domain;
 namespace Trc.ControlPlane.Tests;
 
 /// <summary>
-/// Every documented endpoint, called with no token, a revoked token, a token of too low a role and
-/// another org's token: 401, 401, 403 and 404, where the 404 for another org's existing object is
-/// byte-for-byte the 404 for a missing one.
+/// Every documented endpoint, called with no token, a revoked token, a token of too low a role,
+/// another org's token and the node token: 401, 401, 403, 404 and 403, where the 404 for another
+/// org's existing object is byte-for-byte the 404 for a missing one, and the node token's 403 is
+/// the same whatever it asks about.
 /// </summary>
 public abstract class AuthMatrixTests(AuthMatrixTests.World world)
 {
@@ -23,6 +24,9 @@ public abstract class AuthMatrixTests(AuthMatrixTests.World world)
         Deployer,
         Owner,
         Admin,
+
+        /// <summary>Node agents (the shared node token) and the admin.</summary>
+        Node,
     }
 
     /// <summary>An endpoint: who may call it and a body that would be valid.</summary>
@@ -67,6 +71,17 @@ public abstract class AuthMatrixTests(AuthMatrixTests.World world)
         new("GET", "/v1/events", Access.Admin),
         new("GET", "/v1/events/stream", Access.Admin),
         new("GET", "/v1/edge/routes", Access.Admin),
+        new("POST", "/v1/nodes", Access.Node, """{"name":"matrix-node","memory_bytes":1073741824,"cpus":2,"driver":"fake","acceleration":"none"}"""),
+        new("GET", "/v1/nodes", Access.Admin),
+        new("GET", "/v1/nodes/{node}", Access.Node),
+        new("POST", "/v1/nodes/{node}/heartbeat", Access.Node, """{"memory_bytes":1073741824,"cpus":2,"instances":[]}"""),
+        new("GET", "/v1/nodes/{node}/instances", Access.Node),
+        new("GET", "/v1/nodes/{node}/instances/{instance}/secrets", Access.Node),
+        new("POST", "/v1/nodes/{node}/instances/{instance}/state", Access.Node, """{"state":"starting"}"""),
+        new("POST", "/v1/nodes/{node}/logs", Access.Node, """{"lines":[{"instance":"{instance}","stream":"stdout","time":"2025-01-01T00:00:00Z","line":"hello"}]}"""),
+        new("GET", "/v1/orgs/{org}/apps/{app}/envs/{env}/instances", Access.Viewer),
+        new("GET", "/v1/orgs/{org}/apps/{app}/envs/{env}/logs", Access.Viewer),
+        new("GET", "/v1/orgs/{org}/apps/{app}/envs/{env}/logs/stream", Access.Viewer),
     ];
 
     public static TheoryData<string> Keys() => new(All.Select(e => $"{e.Method} {e.Template}"));
@@ -112,7 +127,16 @@ public abstract class AuthMatrixTests(AuthMatrixTests.World world)
             Tokens["garbage"] = Server.Client("trc_" + new string('0', 32) + "_" + new string('x', 43));
             TokenIdInA = (await TestServer.Send(Tokens["viewer"], HttpMethod.Get, ApiPaths.WhoAmI).Json<WhoAmIView>()).TokenId;
             Tokens["otherOrg"] = await Setup.ShopAsync(Server, OrgB);
+            Tokens["node"] = Server.Node;
+            // A node runs both orgs' instances; the matrix starts once the scheduler is done, so
+            // only the calls under test move the event log.
+            await NodeAgent.RegisterAsync(Server);
+            Instance = (await NodeAgent.WaitForInstancesAsync(owner, OrgA, "prod", i => i.Count == 1, "org A's instance"))[0];
+            await NodeAgent.WaitForInstancesAsync(Tokens["otherOrg"], OrgB, "prod", i => i.Count == 1, "org B's instance");
         }
+
+        /// <summary>Org A's instance, on the node.</summary>
+        public InstanceView Instance { get; private set; } = null!;
 
         public async Task DisposeAsync() => await Server.DisposeAsync();
 
@@ -125,15 +149,17 @@ public abstract class AuthMatrixTests(AuthMatrixTests.World world)
             .Replace("{hostname}", missing ? "nope.example.com" : Hostname, StringComparison.Ordinal)
             .Replace("{port}", "443", StringComparison.Ordinal)
             .Replace("{name}", missing ? "nope" : "data", StringComparison.Ordinal)
-            .Replace("{id}", (missing ? Guid.NewGuid() : TokenIdInA).ToString("D"), StringComparison.Ordinal);
+            .Replace("{id}", (missing ? Guid.NewGuid() : TokenIdInA).ToString("D"), StringComparison.Ordinal)
+            .Replace("{node}", (missing ? Guid.NewGuid() : Instance.NodeId).ToString("D"), StringComparison.Ordinal)
+            .Replace("{instance}", (missing ? Guid.NewGuid() : Instance.Id).ToString("D"), StringComparison.Ordinal);
     }
 
-    private static async Task<(HttpStatusCode Status, string Body, string? ContentType)> CallAsync(HttpClient client, Endpoint e, string path)
+    private async Task<(HttpStatusCode Status, string Body, string? ContentType)> CallAsync(HttpClient client, Endpoint e, string path)
     {
         var request = new HttpRequestMessage(new HttpMethod(e.Method), path);
         if (e.Body is not null)
         {
-            request.Content = new StringContent(e.Body, Encoding.UTF8, "application/json");
+            request.Content = new StringContent(world.Fill(e.Body, world.OrgA), Encoding.UTF8, "application/json");
         }
         // Streams answer headers first; a refusal has a body and ends at once.
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
@@ -143,7 +169,7 @@ public abstract class AuthMatrixTests(AuthMatrixTests.World world)
         return (response.StatusCode, body, response.Content.Headers.ContentType?.MediaType);
     }
 
-    private static async Task<ProblemView> RefusedAsync(HttpClient client, Endpoint e, string path, HttpStatusCode status, string code)
+    private async Task<ProblemView> RefusedAsync(HttpClient client, Endpoint e, string path, HttpStatusCode status, string code)
     {
         var (got, body, contentType) = await CallAsync(client, e, path);
         Assert.True(got == status, $"{e.Method} {path}: expected {(int)status}, got {(int)got}: {body}");
@@ -196,7 +222,7 @@ public abstract class AuthMatrixTests(AuthMatrixTests.World world)
             Assert.DoesNotContain(world.OrgA, body);
             return;
         }
-        if (e.Access == Access.Admin)
+        if (e.Access is Access.Admin or Access.Node)
         {
             var forbidden = await RefusedAsync(other, e, path, HttpStatusCode.Forbidden, "forbidden");
             var forbiddenMissing = await RefusedAsync(other, e, world.Fill(e.Template, "no-such-org", missing: true), HttpStatusCode.Forbidden, "forbidden");
@@ -225,6 +251,7 @@ public abstract class AuthMatrixTests(AuthMatrixTests.World world)
             Access.Deployer => new[] { "viewer" },
             Access.Owner => ["viewer", "deployer"],
             Access.Admin => ["viewer", "deployer", "owner"],
+            Access.Node => ["viewer", "deployer", "owner"],
             _ => [],
         };
         var path = world.Fill(e.Template, world.OrgA);
@@ -241,6 +268,26 @@ public abstract class AuthMatrixTests(AuthMatrixTests.World world)
             var (status, body, _) = await CallAsync(world.Tokens["viewer"], e, path);
             Assert.True(status == HttpStatusCode.OK, $"{key} as viewer: {(int)status} {body}");
         }
+    }
+
+    [Theory]
+    [MemberData(nameof(Keys))]
+    public async Task The_node_token_may_call_the_node_endpoints_and_gets_one_403_for_everything_else(string key)
+    {
+        var e = Find(key);
+        var node = world.Tokens["node"];
+        var path = world.Fill(e.Template, world.OrgA);
+        if (e.Access == Access.Node)
+        {
+            var (status, body, _) = await CallAsync(node, e, path);
+            Assert.True((int)status is >= 200 and < 300, $"{key} as the node: {(int)status} {body}");
+            return;
+        }
+        var head = await HeadAsync();
+        var existing = await RefusedAsync(node, e, path, HttpStatusCode.Forbidden, "forbidden");
+        var missing = await RefusedAsync(node, e, world.Fill(e.Template, "no-such-org", missing: true), HttpStatusCode.Forbidden, "forbidden");
+        Assert.Equal(existing, missing);
+        Assert.Equal(head, await HeadAsync());
     }
 
     /// <summary>The newest event id: a refused call must not move it.</summary>

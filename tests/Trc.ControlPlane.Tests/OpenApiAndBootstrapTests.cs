@@ -63,7 +63,7 @@ public sealed class BootstrapTests
             var database = schema?.ConnectionString ?? "sqlite:" + Path.Combine(dir, "trc.db");
             ServerOptions Options(ServerOptions o) => o with { Database = database, DataDirectory = Path.Combine(dir, "data") };
 
-            string token;
+            string token, nodeToken;
             await using (var first = await TestServer.StartAsync(backend, Options))
             {
                 var file = first.Host.AdminTokenFile;
@@ -72,6 +72,15 @@ public sealed class BootstrapTests
                 Assert.Equal(token, first.Host.AdminToken);
                 Assert.Equal("admin", (await TestServer.Send(first.Admin, HttpMethod.Get, ApiPaths.WhoAmI).Json<WhoAmIView>()).Role);
                 await TestServer.Send(first.Admin, HttpMethod.Post, ApiPaths.Orgs, new CreateOrgRequest("kept")).Expect(HttpStatusCode.Created);
+
+                // The shared node token sits beside it, as private, and may only do what nodes do.
+                Assert.Equal(Path.Combine(Path.GetDirectoryName(file)!, "node.token"), first.Host.NodeTokenFile);
+                Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(first.Host.NodeTokenFile));
+                nodeToken = File.ReadAllText(first.Host.NodeTokenFile).Trim();
+                Assert.Equal(nodeToken, first.Host.NodeToken);
+                Assert.NotEqual(token, nodeToken);
+                await TestServer.Send(first.Client(nodeToken), HttpMethod.Get, ApiPaths.Orgs).Problem(HttpStatusCode.Forbidden, "forbidden");
+                await TestServer.Send(first.Client(nodeToken), HttpMethod.Post, NodeApiPaths.Nodes, NodeAgent.Request("boot-1")).Expect(HttpStatusCode.OK);
             }
 
             await using (var second = await TestServer.StartAsync(backend, Options))
@@ -83,6 +92,9 @@ public sealed class BootstrapTests
                 Assert.Single((await TestServer.Send(second.Client(token), HttpMethod.Get, ApiPaths.Orgs).Json<ListView<OrgView>>()).Items, o => o.Name == "kept");
                 var created = await TestServer.Send(second.Client(token), HttpMethod.Get, ApiPaths.Events + "?type=token.created&limit=1000").Json<EventPageView>();
                 Assert.Single(created.Events, e => e.Payload.GetProperty("role").GetString() == "admin");
+                Assert.Single(created.Events, e => e.Payload.GetProperty("role").GetString() == "node");
+                Assert.Null(second.Host.NodeToken);
+                await TestServer.Send(second.Client(nodeToken), HttpMethod.Post, NodeApiPaths.Nodes, NodeAgent.Request("boot-1")).Expect(HttpStatusCode.OK);
             }
         }
         finally
@@ -177,8 +189,9 @@ public sealed class ReplicaTests
                 GRANT SELECT, INSERT ON events TO {role};
                 GRANT SELECT ON event_id_origin, schema_migrations TO {role};
                 GRANT SELECT, INSERT, UPDATE ON projection_checkpoints TO {role};
-                GRANT SELECT, INSERT, UPDATE, DELETE ON cp_orgs, cp_tokens, cp_apps, cp_envs, cp_releases, cp_routes, cp_volumes, cp_ipv4 TO {role};
+                GRANT SELECT, INSERT, UPDATE, DELETE ON cp_orgs, cp_tokens, cp_apps, cp_envs, cp_releases, cp_routes, cp_volumes, cp_ipv4, cp_nodes, cp_instances TO {role};
                 GRANT SELECT, INSERT ON secret_bundles TO {role};
+                GRANT SELECT, INSERT, DELETE ON cp_logs TO {role};
                 """);
             var app = new Npgsql.NpgsqlConnectionStringBuilder(schema.ConnectionString) { Username = role, Pooling = false }.ConnectionString;
             await using var server = await TestServer.StartAsync(Backend.Postgres, o => o with { Database = app, DataDirectory = dir });
@@ -189,6 +202,13 @@ public sealed class ReplicaTests
                 new SetSecretsRequest(new Dictionary<string, System.Text.Json.JsonElement> { ["K"] = System.Text.Json.JsonSerializer.SerializeToElement("v") })).Expect(HttpStatusCode.OK);
             Assert.Contains("K=v", await (await TestServer.Send(owner, HttpMethod.Get, ApiPaths.SecretsRender(org, "shop", "prod")).Expect(HttpStatusCode.OK)).Content.ReadAsStringAsync());
             await TestServer.Send(owner, HttpMethod.Delete, ApiPaths.Route(org, "shop", "prod", (await TestServer.Send(owner, HttpMethod.Get, ApiPaths.Routes(org, "shop", "prod")).Json<ListView<RouteView>>()).Items[0].Hostname, 443)).Expect(HttpStatusCode.NoContent);
+
+            // Nodes, scheduling, state reports, logs and their retention.
+            var (_, instance) = await NodeAgent.RunningShopAsync(server, Setup.OrgName());
+            await NodeAgent.ReportAsync(server, instance.NodeId, instance.Id, new InstanceStateRequest(InstanceStates.Running, "fd74:7263:0:1::5"));
+            await TestServer.Send(server.Node, HttpMethod.Post, NodeApiPaths.NodeLogs(instance.NodeId),
+                new LogBatchRequest([new LogLineRequest(instance.Id, "stdout", DateTimeOffset.UtcNow, "hello")])).Expect(HttpStatusCode.NoContent);
+            await server.Host.LogSweeper.SweepAsync(default);
 
             // And it cannot rewrite history.
             var denied = await Assert.ThrowsAsync<Npgsql.PostgresException>(() => ExecuteAsync(app, "DELETE FROM events"));

@@ -27,6 +27,7 @@ public sealed class TestServer : IAsyncDisposable
     {
         _server = server;
         Admin = Client(server.AdminToken);
+        Node = Client(server.NodeToken);
     }
 
     public ServerHost Host => _server.Host;
@@ -35,6 +36,12 @@ public sealed class TestServer : IAsyncDisposable
 
     /// <summary>A client with the admin token.</summary>
     public HttpClient Admin { get; }
+
+    /// <summary>A client with the shared node token (what agents present).</summary>
+    public HttpClient Node { get; }
+
+    /// <summary>The shared node token.</summary>
+    public string NodeToken => _server.NodeToken;
 
     public static async Task<TestServer> StartAsync(Backend backend, Func<ServerOptions, ServerOptions>? configure = null) =>
         new(await TestControlPlane.StartAsync(backend == Backend.Postgres, configure));
@@ -81,6 +88,7 @@ public sealed class TestServer : IAsyncDisposable
     public ValueTask DisposeAsync()
     {
         Admin.Dispose();
+        Node.Dispose();
         return _server.DisposeAsync();
     }
 }

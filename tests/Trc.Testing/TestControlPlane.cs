@@ -22,6 +22,7 @@ public sealed class TestControlPlane : IAsyncDisposable
         _dir = dir;
         _schema = schema;
         AdminToken = host.AdminToken ?? File.ReadAllText(host.AdminTokenFile).Trim();
+        NodeToken = host.NodeToken ?? File.ReadAllText(host.NodeTokenFile).Trim();
     }
 
     /// <summary>Ports the tests' policy allows besides 80 and 443: 2222 starts unused by any test.</summary>
@@ -35,6 +36,9 @@ public sealed class TestControlPlane : IAsyncDisposable
 
     /// <summary>The platform admin's token.</summary>
     public string AdminToken { get; }
+
+    /// <summary>The shared node token (what agents present).</summary>
+    public string NodeToken { get; }
 
     /// <summary>Starts a server; <paramref name="configure"/> may change the options first.</summary>
     public static async Task<TestControlPlane> StartAsync(bool postgres = false, Func<ServerOptions, ServerOptions>? configure = null)

@@ -196,30 +196,12 @@ internal static class EdgeCommand
             console.Err.WriteLine("trc edge: --control-plane needs --token-file FILE (the platform admin token)");
             return false;
         }
-        try
+        if (!TokenFile.TryRead(console, "edge", "--token-file", tokenFile, out var read, out code))
         {
-            var path = Path.GetFullPath(tokenFile, console.WorkingDirectory);
-            if (new FileInfo(path).Length > 4096)
-            {
-                console.Err.WriteLine($"trc edge: --token-file {tokenFile}: more than 4096 bytes; a token file holds one token");
-                code = ExitCodes.Invalid;
-                return false;
-            }
-            token = File.ReadAllText(path).Trim();
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            console.Err.WriteLine($"trc edge: --token-file {tokenFile}: {e.Message}");
-            code = ExitCodes.IoError;
             return false;
         }
-        if (token.Length == 0 || token.Any(c => c is <= ' ' or > '~'))
-        {
-            // Never echo the token: say where it is wrong, not what it is.
-            console.Err.WriteLine($"trc edge: --token-file {tokenFile}: {(token.Length == 0 ? "empty" : "not one token (it must be printable ASCII without spaces)")}");
-            code = ExitCodes.Invalid;
-            return false;
-        }
+        token = read;
+        code = ExitCodes.Usage;
         var addresses = new List<IPAddress>();
         foreach (var text in listen)
         {

@@ -6,6 +6,8 @@ using Microsoft.AspNetCore.Routing;
 using Trc.ControlPlane.Auth;
 using Trc.ControlPlane.Catalog;
 using Trc.ControlPlane.Commands;
+using Trc.ControlPlane.Logs;
+using Trc.ControlPlane.Nodes;
 using Trc.ControlPlane.Secrets;
 using Trc.Core.Api;
 using Trc.Core.Domain;
@@ -22,7 +24,23 @@ namespace Trc.ControlPlane.Api;
 /// <param name="Vault">Encrypted secret bundles.</param>
 /// <param name="Policy">The cluster policy.</param>
 /// <param name="MaxBodyBytes">Request body limit.</param>
-public sealed record ApiServices(IEventStore Store, CatalogReader Catalog, CommandRunner Runner, SecretVault Vault, ClusterPolicy Policy, long MaxBodyBytes);
+public sealed record ApiServices(IEventStore Store, CatalogReader Catalog, CommandRunner Runner, SecretVault Vault, ClusterPolicy Policy, long MaxBodyBytes)
+{
+    /// <summary>This replica's node heartbeats.</summary>
+    public required NodeLiveness Liveness { get; init; }
+
+    /// <summary>App logs.</summary>
+    public required LogStore Logs { get; init; }
+
+    /// <summary>The cluster overlay's /48.</summary>
+    public required OverlayNetwork Overlay { get; init; }
+
+    /// <summary>Largest log batch body.</summary>
+    public required long MaxLogBatchBytes { get; init; }
+
+    /// <summary>The clock.</summary>
+    public required TimeProvider Time { get; init; }
+}
 
 /// <summary>The /v1 API.</summary>
 public static class Endpoints
@@ -48,6 +66,8 @@ public static class Endpoints
         MapVolumes(v1, s);
         EventEndpoints.Map(v1, s);
         EdgeEndpoints.Map(v1, s);
+        NodeEndpoints.Map(v1, s);
+        InstanceEndpoints.Map(v1, s);
     }
 
     // ---- orgs, quotas ------------------------------------------------------------------------------
@@ -420,9 +440,7 @@ public static class Endpoints
         v1.MapGet(path + "/render", async (HttpContext http, string org, string app, string env, CancellationToken ct) =>
         {
             var e = await EnvAsync(http, s, org, app, env, Roles.Owner, ct);
-            var bytes = e.SecretBundleId is { } bundle
-                ? await s.Vault.ReadAsync(e.View.Id, bundle, ct) ?? throw new InvalidOperationException($"secrets bundle {bundle} is missing")
-                : SecretsFile.Encode([]);
+            var bytes = await s.Vault.FileAsync(e.View.Id, e.SecretBundleId, ct);
             http.Response.Headers.CacheControl = "no-store";
             return Results.Bytes(bytes, "text/plain; charset=utf-8");
         }).Produces(200, contentType: "text/plain").WithName("renderSecrets").WithSummary("The exact secrets file (owners only).");
@@ -524,7 +542,7 @@ public static class Endpoints
         return p.IsAdmin ? p : throw new DomainException(DomainErrorKind.Forbidden, "forbidden", "only the platform admin may do this");
     }
 
-    private static string? Key(HttpContext http)
+    internal static string? Key(HttpContext http)
     {
         if (!http.Request.Headers.TryGetValue("Idempotency-Key", out var values))
         {
@@ -542,5 +560,5 @@ public static class Endpoints
 
     private static IResult Created<T>(T value) => Results.Json(value, ApiJson.Options, statusCode: 201);
 
-    private static string Printable(string s) => JsonBody.Printable(s);
+    internal static string Printable(string s) => JsonBody.Printable(s);
 }

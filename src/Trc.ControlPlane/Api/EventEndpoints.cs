@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -35,21 +34,19 @@ public static class EventEndpoints
         v1.MapGet("/orgs/{org}/events/stream", async (HttpContext http, string org, CancellationToken ct) =>
         {
             var o = await Endpoints.ScopeAsync(http, s, org, Roles.Viewer, ct);
-            await StreamAsync(http, s.Store, o.Id, ct);
+            await StreamAsync(http, s.Store, Query(http, o.Id), ct);
         }).Produces(200, contentType: "text/event-stream").WithName("streamOrgEvents").WithSummary("The org's events as Server-Sent Events.");
 
         v1.MapGet("/events", async (HttpContext http, CancellationToken ct) =>
         {
-            RequireAdmin(http);
-            var (after, limit, filter) = Query(http, null);
+            var (after, limit, filter) = PlatformQuery(http);
             return Endpoints.Ok(ToView(await s.Store.ReadAllAsync(after, limit, filter, ct)));
-        }).Produces<EventPageView>().WithName("listEvents").WithSummary("Every event after a cursor (platform admin; agents and edges).");
+        }).Produces<EventPageView>().WithName("listEvents").WithSummary("Every event after a cursor (platform admin and edges; a node token with node=ID reads that node's events).");
 
         v1.MapGet("/events/stream", async (HttpContext http, CancellationToken ct) =>
         {
-            RequireAdmin(http);
-            await StreamAsync(http, s.Store, null, ct);
-        }).Produces(200, contentType: "text/event-stream").WithName("streamEvents").WithSummary("Every event as Server-Sent Events (platform admin).");
+            await StreamAsync(http, s.Store, PlatformQuery(http), ct);
+        }).Produces(200, contentType: "text/event-stream").WithName("streamEvents").WithSummary("Every event as Server-Sent Events (platform admin; a node token with node=ID).");
     }
 
     internal static void RequireAdmin(HttpContext http)
@@ -58,6 +55,30 @@ public static class EventEndpoints
         {
             throw new DomainException(DomainErrorKind.Forbidden, "forbidden", "the platform stream is for the platform admin; use /v1/orgs/{org}/events");
         }
+    }
+
+    /// <summary>
+    /// The platform stream's query. The admin reads everything. The node token (shared by every
+    /// node) must name a node (<c>node=ID</c>) and then reads only events routed to it; it never
+    /// reads the whole log.
+    /// </summary>
+    private static (long After, int Limit, EventFilter Filter) PlatformQuery(HttpContext http)
+    {
+        var p = Caller.Get(http);
+        if (p.IsAdmin)
+        {
+            return Query(http, null);
+        }
+        if (!p.IsNode)
+        {
+            RequireAdmin(http);
+        }
+        var (after, limit, filter) = Query(http, null);
+        if (filter.RoutingKey is null || !Guid.TryParse(filter.RoutingKey, out var node))
+        {
+            throw new DomainException(DomainErrorKind.Forbidden, "forbidden", "a node token reads the change stream of one node: pass node=ID (the node's id)");
+        }
+        return (after, limit, filter with { RoutingKey = node.ToString("D") });
     }
 
     private static (long After, int Limit, EventFilter Filter) Query(HttpContext http, Guid? tenant)
@@ -105,46 +126,16 @@ public static class EventEndpoints
 
     /// <summary>
     /// Server-Sent Events: each event as <c>id</c> (its event id, for Last-Event-ID on reconnect),
-    /// <c>event</c> (its type) and <c>data</c> (the event as JSON); a comment every 15 s keeps
-    /// proxies from closing an idle stream.
+    /// <c>event</c> (its type) and <c>data</c> (the event as JSON).
     /// </summary>
-    private static async Task StreamAsync(HttpContext http, IEventStore store, Guid? tenant, CancellationToken ct)
+    private static async Task StreamAsync(HttpContext http, IEventStore store, (long After, int Limit, EventFilter Filter) query, CancellationToken ct)
     {
-        var (cursor, limit, filter) = Query(http, tenant);
-        http.Response.StatusCode = 200;
-        http.Response.ContentType = "text/event-stream";
-        http.Response.Headers.CacheControl = "no-store";
-        http.Response.Headers["X-Accel-Buffering"] = "no";
-        await http.Response.Body.FlushAsync(ct);
-        var lastWrite = DateTime.UtcNow;
-        while (!ct.IsCancellationRequested)
+        var (cursor, limit, filter) = query;
+        await ServerSentEvents.StreamAsync(http, cursor, async (after, token) =>
         {
-            var page = await store.ReadAllAsync(cursor, limit, filter, ct);
-            if (page.Events.Count > 0)
-            {
-                var sb = new StringBuilder();
-                foreach (var e in page.Events)
-                {
-                    sb.Append("id: ").Append(e.EventId.ToString(CultureInfo.InvariantCulture)).Append('\n')
-                      .Append("event: ").Append(e.EventType).Append('\n')
-                      .Append("data: ").Append(JsonSerializer.Serialize(ToView(e), ApiJson.Options)).Append("\n\n");
-                }
-                await http.Response.WriteAsync(sb.ToString(), ct);
-                await http.Response.Body.FlushAsync(ct);
-                lastWrite = DateTime.UtcNow;
-            }
-            // A filtered page may move the cursor past events that did not match.
-            cursor = page.NextCursor;
-            if (page.Events.Count < limit)
-            {
-                await store.WaitForEventsAsync(cursor, TimeSpan.FromSeconds(15), ct);
-            }
-            if (DateTime.UtcNow - lastWrite > TimeSpan.FromSeconds(15))
-            {
-                await http.Response.WriteAsync(": keep-alive\n\n", ct);
-                await http.Response.Body.FlushAsync(ct);
-                lastWrite = DateTime.UtcNow;
-            }
-        }
+            var page = await store.ReadAllAsync(after, limit, filter, token);
+            var items = page.Events.Select(e => new SseItem(e.EventId, e.EventType, JsonSerializer.Serialize(ToView(e), ApiJson.Options))).ToList();
+            return (items, page.NextCursor, page.Events.Count >= limit);
+        }, (after, max, token) => store.WaitForEventsAsync(after, max, token), ct);
     }
 }

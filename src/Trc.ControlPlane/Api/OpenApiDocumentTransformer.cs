@@ -29,7 +29,7 @@ public static class OpenApiDocumentTransformer
         {
             Type = SecuritySchemeType.Http,
             Scheme = "bearer",
-            Description = "An API token (trc_...): the admin token written on first start, or one made with POST /v1/orgs/{org}/tokens.",
+            Description = "An API token (trc_...): the admin token written on first start, the shared node token (node.token) that node agents use, or one made with POST /v1/orgs/{org}/tokens.",
         };
         document.Security = [new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference(Bearer, document)] = [] }];
 
@@ -63,10 +63,14 @@ public static class OpenApiDocumentTransformer
         document.Tags = new HashSet<OpenApiTag>(tags.Select(t => new OpenApiTag { Name = t }));
     }
 
-    private static readonly string[] Resources = ["tokens", "apps", "envs", "releases", "routes", "ipv4", "secrets", "volumes", "events"];
+    private static readonly string[] Resources = ["tokens", "apps", "envs", "releases", "routes", "ipv4", "secrets", "volumes", "events", "instances", "logs"];
 
     private static string TagOf(string template)
     {
+        if (template.StartsWith(NodeApiPaths.Nodes, StringComparison.Ordinal))
+        {
+            return "nodes";
+        }
         var segments = template.Split('/', StringSplitOptions.RemoveEmptyEntries);
         for (var i = segments.Length - 1; i >= 0; i--)
         {

@@ -15,6 +15,9 @@ public sealed record Principal(Guid TokenId, string TokenName, string Role, Guid
 {
     /// <summary>Whether this is the platform admin.</summary>
     public bool IsAdmin => Role == Roles.Admin;
+
+    /// <summary>Whether this is the shared node token.</summary>
+    public bool IsNode => Role == Roles.Node;
 }
 
 /// <summary>

@@ -30,9 +30,11 @@ public sealed class CatalogProjection : IProjection
         EventNames.RouteAdded, EventNames.RouteRemoved, EventNames.RouteChanged,
         EventNames.EnvIpv4Enabled, EventNames.EnvIpv4Disabled,
         EventNames.SecretsSet, EventNames.VolumeDeclared, EventNames.VolumeRemoved, EventNames.VolumeChanged,
+        EventNames.NodeRegistered, EventNames.NodeUpdated,
+        EventNames.InstanceScheduled, EventNames.InstanceStopRequested, EventNames.InstanceStateChanged,
     ];
 
-    private static readonly string[] Tables = ["cp_orgs", "cp_tokens", "cp_apps", "cp_envs", "cp_releases", "cp_routes", "cp_volumes", "cp_ipv4"];
+    private static readonly string[] Tables = ["cp_orgs", "cp_tokens", "cp_apps", "cp_envs", "cp_releases", "cp_routes", "cp_volumes", "cp_ipv4", "cp_nodes", "cp_instances"];
 
     /// <inheritdoc />
     public async Task InitializeAsync(ProjectionContext context, CancellationToken cancellationToken)
@@ -50,6 +52,9 @@ public sealed class CatalogProjection : IProjection
             "CREATE TABLE IF NOT EXISTS cp_routes (env_id text NOT NULL, org_id text NOT NULL, hostname text NOT NULL, listen_port integer NOT NULL, protocol text NOT NULL, process text NOT NULL, backend_port integer NOT NULL, proxy_protocol text NOT NULL, backend_expects integer NOT NULL, ipv4_required integer NOT NULL, created_at text NOT NULL, PRIMARY KEY (env_id, hostname, listen_port))",
             "CREATE TABLE IF NOT EXISTS cp_volumes (env_id text NOT NULL, name text NOT NULL, size_bytes bigint NOT NULL, process text NOT NULL, backup_enabled integer NOT NULL, PRIMARY KEY (env_id, name))",
             "CREATE TABLE IF NOT EXISTS cp_ipv4 (address text PRIMARY KEY, env_id text NOT NULL, org_id text NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS cp_nodes (id text PRIMARY KEY, name text NOT NULL UNIQUE, prefix text NOT NULL, memory_bytes bigint NOT NULL, cpus integer NOT NULL, driver text NOT NULL, acceleration text NOT NULL, region text, agent_version text, registered_at text NOT NULL, updated_at text NOT NULL)",
+            // memory_bytes: the process's cap in the instance's release, so a node's free memory is one SUM.
+            "CREATE TABLE IF NOT EXISTS cp_instances (id text PRIMARY KEY, env_id text NOT NULL, org_id text NOT NULL, node_id text NOT NULL, process text NOT NULL, release integer NOT NULL, memory_bytes bigint NOT NULL, state text NOT NULL, address text, exit_code integer, reason text, restarts integer NOT NULL, stop_requested integer NOT NULL, stop_reason text, scheduled_at text NOT NULL, updated_at text NOT NULL, UNIQUE (node_id, id), UNIQUE (env_id, id))",
         })
         {
             await context.ExecuteAsync(ddl, cancellationToken).ConfigureAwait(false);
@@ -143,6 +148,30 @@ public sealed class CatalogProjection : IProjection
                     ct, ("@id", id), ("@n", volumeChanged.Name), ("@s", volumeChanged.SizeBytes), ("@p", volumeChanged.Process), ("@b", volumeChanged.BackupEnabled ? 1 : 0));
             case EventNames.VolumeRemoved:
                 return c.ExecuteAsync("DELETE FROM cp_volumes WHERE env_id = @id AND name = @n", ct, ("@id", id), ("@n", Read<VolumeRemoved>(e).Name));
+            case EventNames.NodeRegistered:
+                var node = Read<NodeRegistered>(e);
+                return c.ExecuteAsync(
+                    "INSERT INTO cp_nodes (id, name, prefix, memory_bytes, cpus, driver, acceleration, region, agent_version, registered_at, updated_at) VALUES (@id, @n, @p, @m, @c, @d, @a, @r, @v, @at, @at)",
+                    ct, ("@id", id), ("@n", node.Name), ("@p", node.Prefix), ("@m", node.MemoryBytes), ("@c", node.Cpus), ("@d", node.Driver), ("@a", node.Acceleration),
+                    ("@r", node.Region), ("@v", node.AgentVersion), ("@at", at));
+            case EventNames.NodeUpdated:
+                var updated = Read<NodeUpdated>(e);
+                return c.ExecuteAsync(
+                    "UPDATE cp_nodes SET memory_bytes = @m, cpus = @c, driver = @d, acceleration = @a, region = @r, agent_version = @v, updated_at = @at WHERE id = @id",
+                    ct, ("@id", id), ("@m", updated.MemoryBytes), ("@c", updated.Cpus), ("@d", updated.Driver), ("@a", updated.Acceleration),
+                    ("@r", updated.Region), ("@v", updated.AgentVersion), ("@at", at));
+            case EventNames.InstanceScheduled:
+                return ScheduleAsync(c, e, id, Read<InstanceScheduled>(e), at, ct);
+            case EventNames.InstanceStopRequested:
+                var stop = Read<InstanceStopRequested>(e);
+                return c.ExecuteAsync("UPDATE cp_instances SET stop_requested = 1, stop_reason = @r, updated_at = @at WHERE id = @i AND env_id = @id",
+                    ct, ("@i", stop.InstanceId.ToString("D")), ("@id", id), ("@r", stop.Reason), ("@at", at));
+            case EventNames.InstanceStateChanged:
+                var state = Read<InstanceStateChanged>(e);
+                return c.ExecuteAsync(
+                    "UPDATE cp_instances SET state = @s, address = @a, exit_code = @x, reason = @r, restarts = @n, updated_at = @at WHERE id = @id AND node_id = @node",
+                    ct, ("@id", id), ("@node", state.NodeId.ToString("D")), ("@s", state.State), ("@a", state.Address), ("@x", state.ExitCode), ("@r", state.Reason),
+                    ("@n", state.Restarts), ("@at", at));
             default:
                 return Task.CompletedTask;
         }
@@ -158,6 +187,27 @@ public sealed class CatalogProjection : IProjection
     {
         await c.ExecuteAsync("UPDATE cp_envs SET ipv4_address = NULL, ipv4_ports = NULL WHERE id = @id", ct, ("@id", id)).ConfigureAwait(false);
         await c.ExecuteAsync("DELETE FROM cp_ipv4 WHERE address = @a", ct, ("@a", disabled.Address)).ConfigureAwait(false);
+    }
+
+    private static async Task ScheduleAsync(ProjectionContext c, StoredEvent e, string envId, InstanceScheduled scheduled, string at, CancellationToken ct)
+    {
+        // The process's memory cap in its release: releases never change, so this is deterministic.
+        long memory = 0;
+        await using (var command = c.Command("SELECT manifest FROM cp_releases WHERE env_id = @e AND number = @n", ("@e", envId), ("@n", scheduled.Release)))
+        {
+            if (await command.ExecuteScalarAsync(ct).ConfigureAwait(false) is string manifest)
+            {
+                using var json = JsonDocument.Parse(manifest);
+                if (json.RootElement.GetProperty("processes").TryGetProperty(scheduled.Process, out var process))
+                {
+                    memory = process.GetProperty("memory_bytes").GetInt64();
+                }
+            }
+        }
+        await c.ExecuteAsync(
+            "INSERT INTO cp_instances (id, env_id, org_id, node_id, process, release, memory_bytes, state, restarts, stop_requested, scheduled_at, updated_at) VALUES (@i, @e, @o, @n, @p, @r, @m, @s, 0, 0, @at, @at)",
+            ct, ("@i", scheduled.InstanceId.ToString("D")), ("@e", envId), ("@o", e.TenantId?.ToString("D") ?? ""), ("@n", scheduled.NodeId.ToString("D")),
+            ("@p", scheduled.Process), ("@r", scheduled.Release), ("@m", memory), ("@s", Core.Api.InstanceStates.Scheduled), ("@at", at)).ConfigureAwait(false);
     }
 
     private static T Read<T>(StoredEvent e) => EventJson.Deserialize<T>(e.PayloadJson);

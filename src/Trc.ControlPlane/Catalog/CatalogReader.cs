@@ -23,7 +23,7 @@ public sealed record TokenRow(Guid Id, Guid? OrgId, string? OrgName, string Name
 public sealed record EnvRow(EnvView View, Guid? SecretBundleId);
 
 /// <summary>Reads of the catalog tables (see <see cref="CatalogProjection"/>).</summary>
-public sealed class CatalogReader(ISqlDatabase database)
+public sealed partial class CatalogReader(ISqlDatabase database)
 {
     /// <summary>An org by name.</summary>
     public async Task<OrgView?> OrgAsync(string name, CancellationToken ct) =>
@@ -123,13 +123,25 @@ public sealed class CatalogReader(ISqlDatabase database)
             ct, ("@e", envId.ToString("D")));
 
     /// <summary>
-    /// Every route of the platform, for edges. Backends stay empty until instances are placed
-    /// (the scheduler's issue); the edge then closes the route's connections as unavailable.
+    /// Every route of the platform, for edges, with its backends: the overlay addresses of the
+    /// route's process's instances in the env that run (<c>running</c> or <c>healthy</c>), have an
+    /// address and were not asked to stop, as <c>[address]:backend_port</c>, sorted.
     /// </summary>
-    public Task<List<EdgeRouteView>> EdgeRoutesAsync(CancellationToken ct) =>
-        QueryAsync(
+    public async Task<List<EdgeRouteView>> EdgeRoutesAsync(CancellationToken ct)
+    {
+        // Backends first, then routes: both at least as new as the position the caller read before.
+        await using var connection = await database.OpenConnectionAsync(ct).ConfigureAwait(false);
+        DbTransaction? transaction = null;
+        var backends = new Dictionary<(string Env, string Process), List<string>>();
+        foreach (var (env, process, address) in await QueryAsync(connection, transaction,
+            "SELECT env_id, process, address FROM cp_instances WHERE stop_requested = 0 AND address IS NOT NULL AND state IN ('running', 'healthy')",
+            r => (r.GetString(0), r.GetString(1), r.GetString(2)), ct).ConfigureAwait(false))
+        {
+            (backends.TryGetValue((env, process), out var list) ? list : backends[(env, process)] = []).Add(address);
+        }
+        var routes = await QueryAsync(connection, transaction,
             """
-            SELECT o.name, e.app, e.name, r.hostname, r.listen_port, r.protocol, r.proxy_protocol, r.process, r.backend_port, r.ipv4_required, e.ipv4_address
+            SELECT o.name, e.app, e.name, r.hostname, r.listen_port, r.protocol, r.proxy_protocol, r.process, r.backend_port, r.ipv4_required, e.ipv4_address, r.env_id
             FROM cp_routes r JOIN cp_envs e ON e.id = r.env_id JOIN cp_orgs o ON o.id = r.org_id
             ORDER BY r.hostname, r.listen_port
             """,
@@ -140,10 +152,17 @@ public sealed class CatalogReader(ISqlDatabase database)
                 // is also what the port bundle counts.
                 var ipv4 = Convert.ToInt64(r.GetValue(9), CultureInfo.InvariantCulture) != 0 && !r.IsDBNull(10) ? r.GetString(10) : null;
                 var (org, app, env, host) = (r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3));
-                return new EdgeRouteView($"{org}/{app}/{env}/{host}:{port}", org, app, env, host, port, r.GetString(5), r.GetString(6), r.GetString(7),
-                    Convert.ToInt32(r.GetValue(8), CultureInfo.InvariantCulture), ipv4, []);
+                var process = r.GetString(7);
+                var backendPort = Convert.ToInt32(r.GetValue(8), CultureInfo.InvariantCulture);
+                var endpoints = backends.TryGetValue((r.GetString(11), process), out var addresses)
+                    ? addresses.Select(a => $"[{a}]:{backendPort.ToString(CultureInfo.InvariantCulture)}").Order(StringComparer.Ordinal).ToList()
+                    : [];
+                return new EdgeRouteView($"{org}/{app}/{env}/{host}:{port}", org, app, env, host, port, r.GetString(5), r.GetString(6), process,
+                    backendPort, ipv4, endpoints);
             },
-            ct);
+            ct).ConfigureAwait(false);
+        return routes;
+    }
 
     /// <summary>An env's IPv4 add-on, if on.</summary>
     public async Task<Ipv4View?> Ipv4Async(Guid envId, CancellationToken ct) =>
@@ -163,7 +182,13 @@ public sealed class CatalogReader(ISqlDatabase database)
     private async Task<List<T>> QueryAsync<T>(string sql, Func<DbDataReader, T> read, CancellationToken ct, params (string Name, object? Value)[] parameters)
     {
         await using var connection = await database.OpenConnectionAsync(ct).ConfigureAwait(false);
+        return await QueryAsync(connection, null, sql, read, ct, parameters).ConfigureAwait(false);
+    }
+
+    private static async Task<List<T>> QueryAsync<T>(DbConnection connection, DbTransaction? transaction, string sql, Func<DbDataReader, T> read, CancellationToken ct, params (string Name, object? Value)[] parameters)
+    {
         await using var command = connection.CreateCommand();
+        command.Transaction = transaction;
         command.CommandText = sql;
         foreach (var (name, value) in parameters)
         {

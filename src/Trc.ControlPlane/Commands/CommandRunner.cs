@@ -76,7 +76,7 @@ public sealed class CommandRunner(IEventStore store, IProjectionBackend projecti
                 c.AggregateType,
                 c.AggregateId,
                 c.ExpectedVersion,
-                c.Events.Select(e => new EventData(e.Type, e.Json)).ToList(),
+                c.Events.Select(e => new EventData(e.Type, e.Json, e.RoutingKey)).ToList(),
                 actor.TokenId,
                 i == 0 ? key : null,
                 c.TenantId)).ToList();
@@ -94,6 +94,13 @@ public sealed class CommandRunner(IEventStore store, IProjectionBackend projecti
             }
             catch (ConcurrencyConflictException e)
             {
+                // The scheduler placing or stopping instances of this env meanwhile is bookkeeping
+                // that changes nothing the caller decided on: decide again rather than answer 409.
+                if (attempt < MaxAttempts && await MovedOnlyByPlacementAsync(changes[0], ct).ConfigureAwait(false))
+                {
+                    await Task.Delay(Random.Shared.Next(1, 10 * attempt), ct).ConfigureAwait(false);
+                    continue;
+                }
                 // The very thing the caller changes moved under it: their request was decided on
                 // a state that no longer exists, so they should look again.
                 throw DomainException.Conflict("conflict", $"the {e.AggregateType} changed while this request ran (another request came first); look at it again, then retry");
@@ -106,6 +113,17 @@ public sealed class CommandRunner(IEventStore store, IProjectionBackend projecti
         var last = results.Max(r => r.LastEventId);
         await WaitForCatalogAsync(last, ct).ConfigureAwait(false);
         return last;
+    }
+
+    /// <summary>Whether every event appended to the change's aggregate since its decision is the scheduler's.</summary>
+    private async Task<bool> MovedOnlyByPlacementAsync(Change change, CancellationToken ct)
+    {
+        if (change.ExpectedVersion < 0)
+        {
+            return false;
+        }
+        var since = await store.ReadAggregateAsync(change.AggregateType, change.AggregateId, change.ExpectedVersion, ct).ConfigureAwait(false);
+        return since.Count > 0 && since.All(e => EventNames.NodeDesiredState.Contains(e.EventType));
     }
 
     /// <summary>

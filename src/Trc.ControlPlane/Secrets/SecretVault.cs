@@ -62,6 +62,14 @@ public sealed class SecretVault(ISqlDatabase database, MasterKey masterKey)
         return Envelope.Open(masterKey, SealedBox.Parse(sealedBytes), AssociatedData(envId, bundleId));
     }
 
+    /// <summary>
+    /// The exact secrets file of a bundle, or the empty file (header only) when there is no bundle:
+    /// what <c>secrets render</c> answers and what a node receives for an instance.
+    /// </summary>
+    public async Task<byte[]> FileAsync(Guid envId, Guid? bundleId, CancellationToken ct) => bundleId is { } bundle
+        ? await ReadAsync(envId, bundle, ct).ConfigureAwait(false) ?? throw new InvalidOperationException($"secrets bundle {bundle} is missing")
+        : Core.Secrets.SecretsFile.Encode([]);
+
     private static byte[] AssociatedData(Guid envId, Guid bundleId) =>
         [.. "trc secrets bundle\0"u8, .. envId.ToByteArray(bigEndian: true), .. bundleId.ToByteArray(bigEndian: true)];
 

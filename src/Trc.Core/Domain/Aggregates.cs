@@ -2,10 +2,11 @@ using System.Text.Json;
 
 namespace Trc.Core.Domain;
 
-/// <summary>An event a decision produces: its type and payload.</summary>
+/// <summary>An event a decision produces: its type, payload and routing key.</summary>
 /// <param name="Type">The event type (see <see cref="EventNames"/>).</param>
 /// <param name="Payload">The payload record.</param>
-public sealed record DomainEvent(string Type, object Payload)
+/// <param name="RoutingKey">Who the event is for on the change feed (a node's id), or null.</param>
+public sealed record DomainEvent(string Type, object Payload, string? RoutingKey = null)
 {
     /// <summary>The payload as JSON.</summary>
     public string Json => JsonSerializer.Serialize(Payload, Payload.GetType(), EventJson.Options);
@@ -159,12 +160,22 @@ public sealed class AppState(Guid id) : AggregateState(EventNames.AppAggregate, 
 /// <param name="Created">The event that recorded it.</param>
 public sealed record ReleaseInfo(ReleaseCreated Created);
 
-/// <summary>An env: releases, the deployed one, routes, the IPv4 add-on, secrets versions, volumes.</summary>
+/// <summary>An instance as its env records it: where it was scheduled, and whether it was asked to stop.</summary>
+/// <param name="Id">The instance's id.</param>
+/// <param name="NodeId">The node it runs on.</param>
+/// <param name="Process">Its process type.</param>
+/// <param name="Release">The release it runs.</param>
+/// <param name="StopRequested">Whether a stop was requested (it will not run again).</param>
+public sealed record ScheduledInstance(Guid Id, Guid NodeId, string Process, int Release, bool StopRequested);
+
+/// <summary>An env: releases, the deployed one, routes, the IPv4 add-on, secrets versions, volumes, instances.</summary>
 public sealed class EnvState(Guid id) : AggregateState(EventNames.EnvAggregate, id)
 {
     private readonly List<ReleaseCreated> _releases = [];
     private readonly Dictionary<(string Hostname, int Port), RouteAdded> _routes = [];
     private readonly Dictionary<string, VolumeDeclared> _volumes = new(StringComparer.Ordinal);
+    private readonly Dictionary<int, Guid> _secretBundles = [];
+    private readonly Dictionary<Guid, ScheduledInstance> _instances = [];
 
     /// <summary>Its org.</summary>
     public Guid OrgId { get; private set; }
@@ -205,6 +216,12 @@ public sealed class EnvState(Guid id) : AggregateState(EventNames.EnvAggregate, 
     /// <summary>Volumes by name.</summary>
     public IReadOnlyDictionary<string, VolumeDeclared> Volumes => _volumes;
 
+    /// <summary>The encrypted bundle of every secrets version, by version.</summary>
+    public IReadOnlyDictionary<int, Guid> SecretBundles => _secretBundles;
+
+    /// <summary>Every instance ever scheduled for the env, by id (stop-requested ones included).</summary>
+    public IReadOnlyDictionary<Guid, ScheduledInstance> Instances => _instances;
+
     /// <inheritdoc />
     protected override void When(string eventType, string json)
     {
@@ -241,6 +258,18 @@ public sealed class EnvState(Guid id) : AggregateState(EventNames.EnvAggregate, 
             case EventNames.SecretsSet:
                 var secrets = Read<SecretsSet>(json);
                 (SecretsVersion, SecretNames, SecretBundleId) = (secrets.Version, secrets.Names, secrets.BundleId);
+                _secretBundles[secrets.Version] = secrets.BundleId;
+                break;
+            case EventNames.InstanceScheduled:
+                var scheduled = Read<InstanceScheduled>(json);
+                _instances[scheduled.InstanceId] = new ScheduledInstance(scheduled.InstanceId, scheduled.NodeId, scheduled.Process, scheduled.Release, false);
+                break;
+            case EventNames.InstanceStopRequested:
+                var stop = Read<InstanceStopRequested>(json);
+                if (_instances.TryGetValue(stop.InstanceId, out var instance))
+                {
+                    _instances[stop.InstanceId] = instance with { StopRequested = true };
+                }
                 break;
             case EventNames.VolumeDeclared:
                 var volume = Read<VolumeDeclared>(json);
@@ -348,4 +377,64 @@ public sealed class PortState(Guid id) : AggregateState(EventNames.PortAggregate
 
     /// <summary>The id of a port's aggregate.</summary>
     public static Guid IdOf(int port) => DomainIds.V5(DomainIds.Org("trc-platform"), "port:" + port);
+}
+
+/// <summary>A run node: what it offers, and its /64 of the overlay.</summary>
+public sealed class NodeState(Guid id) : AggregateState(EventNames.NodeAggregate, id)
+{
+    /// <summary>The node as last registered (null before its first registration).</summary>
+    public NodeRegistered? Current { get; private set; }
+
+    /// <inheritdoc />
+    protected override void When(string eventType, string json)
+    {
+        switch (eventType)
+        {
+            case EventNames.NodeRegistered:
+                Current = Read<NodeRegistered>(json);
+                break;
+            case EventNames.NodeUpdated:
+                var u = Read<NodeUpdated>(json);
+                Current = new NodeRegistered(u.Name, u.Prefix, u.MemoryBytes, u.Cpus, u.Driver, u.Acceleration, u.Region, u.AgentVersion);
+                break;
+        }
+    }
+
+    /// <summary>A node's id, from its name.</summary>
+    public static Guid IdOf(string name) => DomainIds.V5(DomainIds.Org("trc-platform"), "node:" + name);
+}
+
+/// <summary>The cluster overlay's address space: how many node /64s were handed out.</summary>
+public sealed class OverlayState(Guid id) : AggregateState(EventNames.OverlayAggregate, id)
+{
+    /// <summary>The highest /64 index handed out (0: none yet).</summary>
+    public int LastIndex { get; private set; }
+
+    /// <inheritdoc />
+    protected override void When(string eventType, string json)
+    {
+        if (eventType == EventNames.OverlayPrefixAllocated)
+        {
+            LastIndex = Math.Max(LastIndex, Read<OverlayPrefixAllocated>(json).Index);
+        }
+    }
+
+    /// <summary>The one overlay aggregate's id.</summary>
+    public static Guid TheId { get; } = DomainIds.V5(DomainIds.Org("trc-platform"), "overlay");
+}
+
+/// <summary>An instance: the last state its agent reported.</summary>
+public sealed class InstanceState(Guid id) : AggregateState(EventNames.InstanceAggregate, id)
+{
+    /// <summary>The last reported state, or null before the first report.</summary>
+    public InstanceStateChanged? Last { get; private set; }
+
+    /// <inheritdoc />
+    protected override void When(string eventType, string json)
+    {
+        if (eventType == EventNames.InstanceStateChanged)
+        {
+            Last = Read<InstanceStateChanged>(json);
+        }
+    }
 }

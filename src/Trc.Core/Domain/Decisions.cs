@@ -20,11 +20,18 @@ public static class Roles
     /// <summary>The platform operator (not tied to an org).</summary>
     public const string Admin = "admin";
 
+    /// <summary>
+    /// Node agents (a platform token shared by every node, not tied to an org): they may call the
+    /// node endpoints and read their node's change stream, nothing else. It ranks below every org
+    /// role, so no org check ever lets it through.
+    /// </summary>
+    public const string Node = "node";
+
     /// <summary>The roles an org token may have.</summary>
     public static IReadOnlyList<string> OrgRoles { get; } = [Viewer, Deployer, Owner];
 
     /// <summary>Whether <paramref name="role"/> is at least <paramref name="required"/>.</summary>
-    public static bool AtLeast(string role, string required) => Rank(role) >= Rank(required);
+    public static bool AtLeast(string role, string required) => Rank(required) > 0 && Rank(role) >= Rank(required);
 
     private static int Rank(string role) => role switch
     {
@@ -138,7 +145,7 @@ public static class Decisions
         {
             throw DomainException.Invalid("invalid_token_name", "name", "a token name is 1-64 printable characters");
         }
-        if (orgId is null ? role != Roles.Admin : !Roles.OrgRoles.Contains(role))
+        if (orgId is null ? role is not (Roles.Admin or Roles.Node) : !Roles.OrgRoles.Contains(role))
         {
             throw DomainException.Invalid("invalid_role", "role", $"\"{Shorten(role)}\" is not a role: use {string.Join(", ", Roles.OrgRoles)}");
         }

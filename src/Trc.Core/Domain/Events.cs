@@ -30,6 +30,18 @@ public static class EventNames
     /// <summary>Aggregate type of the shared IPv6 listener's ports (SNI-shared or raw-exclusive).</summary>
     public const string PortAggregate = "port";
 
+    /// <summary>Aggregate type of run nodes (id derived from the node's name).</summary>
+    public const string NodeAggregate = "node";
+
+    /// <summary>Aggregate type of instances (id = the instance's id): the states its agent reports.</summary>
+    public const string InstanceAggregate = "instance";
+
+    /// <summary>
+    /// Aggregate type of the cluster's overlay address space: one platform-wide aggregate that hands
+    /// out node /64s in order, so two nodes registering at once never get the same one.
+    /// </summary>
+    public const string OverlayAggregate = "overlay";
+
 #pragma warning disable CS1591 // The names say what they are.
     public const string OrgCreated = "org.created";
     public const string OrgQuotasSet = "org.quotas_set";
@@ -58,14 +70,28 @@ public static class EventNames
     public const string PortSniRemoved = "port.sni_removed";
     public const string PortRawClaimed = "port.raw_claimed";
     public const string PortRawReleased = "port.raw_released";
+    public const string NodeRegistered = "node.registered";
+    public const string NodeUpdated = "node.updated";
+    public const string OverlayPrefixAllocated = "overlay.prefix_allocated";
+    public const string InstanceScheduled = "env.instance_scheduled";
+    public const string InstanceStopRequested = "env.instance_stop_requested";
+    public const string InstanceStateChanged = "instance.state_changed";
 #pragma warning restore CS1591
 
     /// <summary>
+    /// The event types that change what a node should run. They carry the node's id as routing key:
+    /// an agent follows the change stream with <c>node=ID</c> and takes its instance list again
+    /// (<c>GET /v1/nodes/{id}/instances?after=</c>) on any of these.
+    /// </summary>
+    public static IReadOnlyList<string> NodeDesiredState { get; } = [InstanceScheduled, InstanceStopRequested];
+
+    /// <summary>
     /// The event types that change what an edge routes: an edge following the change stream takes
-    /// its route snapshot again on any of these. (Instance placement adds its types here.)
+    /// its route snapshot again on any of these: route changes, and instances coming and going
+    /// (their addresses are the routes' backends).
     /// </summary>
     public static IReadOnlyList<string> EdgeRouting { get; } =
-        [RouteAdded, RouteRemoved, RouteChanged, HostnameMoved, EnvIpv4Enabled, EnvIpv4Disabled];
+        [RouteAdded, RouteRemoved, RouteChanged, HostnameMoved, EnvIpv4Enabled, EnvIpv4Disabled, InstanceScheduled, InstanceStopRequested, InstanceStateChanged];
 }
 
 /// <summary>Per-org limits.</summary>
@@ -174,6 +200,40 @@ public sealed record PortSniRemoved(Guid EnvId, string Hostname);
 public sealed record PortRawClaimed(Guid OrgId, Guid EnvId, string EnvPath);
 
 public sealed record PortRawReleased(Guid EnvId);
+
+/// <summary>A node registered for the first time, with the /64 of the overlay it was given.</summary>
+public sealed record NodeRegistered(
+    string Name,
+    string Prefix,
+    long MemoryBytes,
+    int Cpus,
+    string Driver,
+    string Acceleration,
+    string? Region,
+    string? AgentVersion);
+
+/// <summary>A node registered again with something changed; the payload is the node as it is now, in full.</summary>
+public sealed record NodeUpdated(
+    string Name,
+    string Prefix,
+    long MemoryBytes,
+    int Cpus,
+    string Driver,
+    string Acceleration,
+    string? Region,
+    string? AgentVersion);
+
+/// <summary>The overlay gave node <paramref name="NodeId"/> its <paramref name="Index"/>th /64 (from 1).</summary>
+public sealed record OverlayPrefixAllocated(Guid NodeId, string Name, int Index, string Prefix);
+
+/// <summary>An instance of a process of a release is to run on a node (routing key: the node's id).</summary>
+public sealed record InstanceScheduled(Guid InstanceId, Guid NodeId, string Process, int Release, string Reason);
+
+/// <summary>An instance is to stop for good (routing key: the node's id).</summary>
+public sealed record InstanceStopRequested(Guid InstanceId, Guid NodeId, string Reason);
+
+/// <summary>An agent reported an instance's new state (routing key: the node's id).</summary>
+public sealed record InstanceStateChanged(Guid NodeId, string State, string? Address, int? ExitCode, string? Reason, int Restarts);
 #pragma warning restore CS1591
 
 /// <summary>How event payloads are written: snake_case JSON, nulls left out.</summary>

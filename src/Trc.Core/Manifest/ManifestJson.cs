@@ -105,6 +105,61 @@ public static class ManifestJson
         w.WriteEndObject();
     }
 
+    /// <summary>
+    /// Reads the normalized form back (as releases store it): the inverse of <see cref="Write"/>.
+    /// Only for JSON this class wrote; anything else throws <see cref="JsonException"/>.
+    /// </summary>
+    public static AppManifest Read(JsonElement root)
+    {
+        try
+        {
+            var processes = root.GetProperty("processes").EnumerateObject().Select(p =>
+            {
+                var v = p.Value;
+                var command = v.GetProperty("command") is { ValueKind: JsonValueKind.Array } c ? c.EnumerateArray().Select(a => a.GetString()!).ToList() : null;
+                var scaling = v.GetProperty("scaling");
+                HealthcheckSpec? health = null;
+                if (v.GetProperty("healthcheck") is { ValueKind: JsonValueKind.Object } h)
+                {
+                    health = new HealthcheckSpec(
+                        h.GetProperty("type").GetString() == "http" ? HealthcheckKind.Http : HealthcheckKind.Tcp,
+                        h.GetProperty("port").GetInt32(),
+                        h.GetProperty("path").GetString(),
+                        TimeSpan.FromMilliseconds(h.GetProperty("interval_ms").GetInt64()),
+                        TimeSpan.FromMilliseconds(h.GetProperty("timeout_ms").GetInt64()));
+                }
+                return new ProcessSpec(
+                    p.Name,
+                    command,
+                    v.GetProperty("ports").EnumerateArray().Select(x => x.GetInt32()).ToList(),
+                    v.GetProperty("cpu").GetDecimal(),
+                    v.GetProperty("memory_bytes").GetInt64(),
+                    v.GetProperty("user").GetString(),
+                    new ScalingSpec(scaling.GetProperty("min").GetInt32(), scaling.GetProperty("max").GetInt32()),
+                    health);
+            }).ToList();
+            var routes = root.GetProperty("routes").EnumerateArray().Select(r => new RouteSpec(
+                r.GetProperty("hostname").GetString()!,
+                r.GetProperty("listen_port").GetInt32(),
+                r.GetProperty("protocol").GetString() == "tcp_raw" ? RouteProtocol.TcpRaw : RouteProtocol.TlsPassthrough,
+                r.GetProperty("process").GetString()!,
+                r.GetProperty("backend_port").GetInt32(),
+                r.GetProperty("proxy_protocol").GetString() == "v2" ? ProxyProtocolMode.V2 : ProxyProtocolMode.Off,
+                r.GetProperty("backend_expects_proxy_protocol").GetBoolean(),
+                r.GetProperty("ipv4_required").GetBoolean())).ToList();
+            var volumes = root.GetProperty("volumes").EnumerateArray().Select(v => new VolumeSpec(
+                v.GetProperty("name").GetString()!,
+                v.GetProperty("size_bytes").GetInt64(),
+                v.GetProperty("process").GetString()!,
+                v.GetProperty("backup_enabled").GetBoolean())).ToList();
+            return new AppManifest(root.GetProperty("app").GetString()!, processes, routes, volumes);
+        }
+        catch (Exception e) when (e is KeyNotFoundException or InvalidOperationException or FormatException)
+        {
+            throw new JsonException("not a normalized manifest: " + e.Message, e);
+        }
+    }
+
     private static void WriteStringOrNull(Utf8JsonWriter w, string name, string? value)
     {
         if (value is null)

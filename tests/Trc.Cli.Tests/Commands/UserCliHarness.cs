@@ -18,6 +18,9 @@ public sealed class CliServerFixture : IAsyncLifetime
 
     public string AdminToken => _server?.AdminToken ?? throw new InvalidOperationException("not started");
 
+    /// <summary>The shared node token (what agents present).</summary>
+    public string NodeToken => _server?.NodeToken ?? throw new InvalidOperationException("not started");
+
     public async Task InitializeAsync() => _server = await TestControlPlane.StartAsync();
 
     public async Task DisposeAsync()

@@ -102,4 +102,52 @@ public sealed class ManifestJsonTests
         using var json = JsonDocument.Parse(ManifestJson.Serialize(manifest));
         Assert.Equal("0.1", json.RootElement.GetProperty("processes").GetProperty("web").GetProperty("cpu").GetRawText());
     }
+
+    [Fact]
+    public void Reading_the_normalized_json_gives_back_the_manifest()
+    {
+        var manifest = ManifestLoader.Load("""
+            app = "shop"
+            [processes.web]
+            command = ["/app/server", "--port", "8443"]
+            memory = "1Gi"
+            cpu = 0.25
+            user = "app"
+            ports = [8443, 9090]
+            healthcheck.http = { port = 8443, path = "/healthz" }
+            scaling = { min = 2, max = 3 }
+            [processes.worker]
+            memory = "256Mi"
+            ports = [9000]
+            healthcheck.tcp = 9000
+            [[routes]]
+            hostname = "shop.example.com"
+            backend_port = 8443
+            proxy_protocol = "v2"
+            backend_expects_proxy_protocol = true
+            [[routes]]
+            hostname = "db.example.com"
+            listen_port = 5432
+            protocol = "tcp_raw"
+            backend_port = 9090
+            [[volumes]]
+            name = "data"
+            size = "10Gi"
+            process = "worker"
+            backup_enabled = false
+            """).Manifest!;
+        using var json = JsonDocument.Parse(ManifestJson.Serialize(manifest));
+        var read = ManifestJson.Read(json.RootElement);
+        Assert.Equal(ManifestJson.Serialize(manifest), ManifestJson.Serialize(read));
+        Assert.Equal(manifest.Processes[0].Healthcheck, read.Processes[0].Healthcheck);
+        Assert.Equal(manifest.Routes, read.Routes);
+        Assert.Equal(manifest.Volumes, read.Volumes);
+    }
+
+    [Fact]
+    public void Reading_json_that_is_not_a_normalized_manifest_is_a_json_error()
+    {
+        using var json = JsonDocument.Parse("""{"app":"shop","processes":{"web":{"ports":"8443"}}}""");
+        Assert.Throws<JsonException>(() => ManifestJson.Read(json.RootElement));
+    }
 }

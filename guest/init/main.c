@@ -1,0 +1,68 @@
+/* PID 1 of a trc microVM. The steps are those of docs/guest.md, "What init does", in order. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "init.h"
+
+static void read_config(struct config *cfg)
+{
+    if (wait_for_path(CONFIG_DEVICE, 5000) < 0)
+        fatal("no config disk (%s)", CONFIG_DEVICE);
+    unsigned char *disk;
+    ssize_t len = read_file(CONFIG_DEVICE, CONFIG_MAX_DISK, &disk);
+    if (len < 0 && errno == EFBIG)
+        fatal("config: offset %u: the disk is larger than %u bytes", CONFIG_MAX_DISK, CONFIG_MAX_DISK);
+    if (len < 0)
+        fatal("config: %s: %s", CONFIG_DEVICE, strerror(errno));
+    char err[256];
+    if (config_parse(disk, (size_t)len, cfg, err, sizeof err) < 0)
+        fatal("config: %s", err);
+    /* disk stays allocated: cfg points into it */
+}
+
+int main(int argc, char **argv)
+{
+    if (getpid() != 1) {
+        if (argc >= 3 && strcmp(argv[1], "--check-config") == 0)
+            return config_check_main(argc - 2, argv + 2);
+        fprintf(stderr, "usage: init --check-config FILE...   (as PID 1 it boots a trc guest)\n");
+        return 2;
+    }
+
+    /* SIGCHLD is taken from a signalfd; blocked before the first fork. */
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, NULL);
+
+    mount_early();
+    console_open();
+    info("init started");
+    load_modules("/modules");
+
+    struct config cfg;
+    read_config(&cfg);
+
+    switch_root();
+    mount_runtime();
+    if (cfg.hostname && sethostname(cfg.hostname, strlen(cfg.hostname)) < 0)
+        fatal("hostname: %s", strerror(errno));
+    net_setup(&cfg);
+
+    struct app_user user;
+    char err[512];
+    if (user_resolve(cfg.user, &user, err, sizeof err) < 0)
+        fatal("%s", err);
+    write_secrets(&cfg, user.gid, cfg.user != NULL);
+    mount_volumes(&cfg);
+
+    int code = run_app(&cfg, &user);
+    frame_text('X', "%d %d", code, oom_kills() > 0);
+    shutdown_mounts(&cfg);
+    power_off();
+}

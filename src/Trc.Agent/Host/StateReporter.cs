@@ -1,0 +1,97 @@
+using System.Threading.Channels;
+using Trc.Client;
+using Trc.Core.Api;
+
+namespace Trc.Agent.Host;
+
+/// <summary>
+/// Reports instance state changes to the control plane in the order they happened, retrying while
+/// it cannot be reached. The last reported state per instance is also what heartbeats carry.
+/// </summary>
+public sealed class StateReporter(TrcClient client, Guid node, Action<string> log)
+{
+    private readonly Channel<(Guid Instance, InstanceStateRequest State)> _queue = Channel.CreateBounded<(Guid, InstanceStateRequest)>(
+        new BoundedChannelOptions(10_000) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true });
+
+    private readonly Dictionary<Guid, InstanceStateRequest> _latest = [];
+    private readonly Lock _gate = new();
+
+    /// <summary>Records a new state and queues its report.</summary>
+    public void Report(Guid instance, InstanceStateRequest state)
+    {
+        lock (_gate)
+        {
+            if (_latest.TryGetValue(instance, out var last) && last == state)
+            {
+                return;
+            }
+            _latest[instance] = state;
+        }
+        _queue.Writer.TryWrite((instance, state));
+    }
+
+    /// <summary>The last state of an instance, or null.</summary>
+    public InstanceStateRequest? Latest(Guid instance)
+    {
+        lock (_gate)
+        {
+            return _latest.GetValueOrDefault(instance);
+        }
+    }
+
+    /// <summary>Forgets an instance that is gone.</summary>
+    public void Forget(Guid instance)
+    {
+        lock (_gate)
+        {
+            _latest.Remove(instance);
+        }
+    }
+
+    /// <summary>Every instance's last state, for heartbeats.</summary>
+    public IReadOnlyList<InstanceHeartbeat> Snapshot()
+    {
+        lock (_gate)
+        {
+            return _latest.Select(kv => new InstanceHeartbeat(kv.Key, kv.Value.State)).ToList();
+        }
+    }
+
+    /// <summary>Whether every queued report has been sent.</summary>
+    public bool Idle => _queue.Reader.Count == 0 && Volatile.Read(ref _sending) == 0;
+
+    private int _sending;
+
+    /// <summary>Sends reports until cancelled.</summary>
+    public async Task RunAsync(CancellationToken ct)
+    {
+        await foreach (var (instance, state) in _queue.Reader.ReadAllAsync(ct).ConfigureAwait(false))
+        {
+            Volatile.Write(ref _sending, 1);
+            var failures = 0;
+            while (true)
+            {
+                try
+                {
+                    await client.ReportInstanceStateAsync(node, instance, state, ct: ct).ConfigureAwait(false);
+                    break;
+                }
+                catch (TrcApiException e) when (!e.IsTransient)
+                {
+                    log($"state '{state.State}' of instance {instance} refused: {e.Message}");
+                    break;
+                }
+                catch (Exception e) when (e is TrcException or HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
+                {
+                    failures++;
+                    if (failures == 1 || failures % 20 == 0)
+                    {
+                        log($"cannot report instance {instance} as '{state.State}' ({e.Message}); retrying");
+                    }
+                    await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(10_000, 250 * Math.Pow(2, Math.Min(failures, 6)))), ct).ConfigureAwait(false);
+                }
+            }
+            Volatile.Write(ref _sending, 0);
+        }
+    }
+}

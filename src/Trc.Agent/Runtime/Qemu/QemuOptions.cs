@@ -1,0 +1,43 @@
+namespace Trc.Agent.Runtime.Qemu;
+
+/// <summary>Which acceleration the QEMU driver uses.</summary>
+public enum QemuAcceleration
+{
+    /// <summary>KVM when a probe boot under it finishes in time, else TCG.</summary>
+    Auto,
+
+    /// <summary>KVM, no probe.</summary>
+    Kvm,
+
+    /// <summary>TCG (software emulation), no probe.</summary>
+    Tcg,
+}
+
+/// <summary>How the QEMU driver runs <c>qemu-system-x86_64 -M microvm</c>.</summary>
+public sealed record QemuOptions
+{
+    /// <summary>The QEMU binary (a name on PATH or a path).</summary>
+    public string Binary { get; init; } = "qemu-system-x86_64";
+
+    /// <summary>KVM, TCG, or probe.</summary>
+    public QemuAcceleration Acceleration { get; init; } = QemuAcceleration.Auto;
+
+    /// <summary>
+    /// The kernel the KVM probe boots (the guest kernel); null skips the probe and uses TCG. The probe
+    /// boots it without a root under KVM and expects the panic-and-power-off within
+    /// <see cref="KvmProbeTimeout"/>: on hosts where nested KVM hangs, it never comes.
+    /// </summary>
+    public string? ProbeKernel { get; init; }
+
+    /// <summary>How long the KVM probe may take.</summary>
+    public TimeSpan KvmProbeTimeout { get; init; } = TimeSpan.FromSeconds(8);
+
+    /// <summary>TCG's translation cache in MiB (QEMU's default is 1 GiB, which the VMM's cgroup would have to allow).</summary>
+    public int TcgTranslationCacheMiB { get; init; } = 32;
+
+    /// <summary>How long after the grace period a stopping VMM gets before it is killed.</summary>
+    public TimeSpan StopMargin { get; init; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>How long QEMU may take to start (until its pid file and sockets exist).</summary>
+    public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(30);
+}

@@ -1,0 +1,72 @@
+using Trc.Core.Domain;
+
+namespace Trc.ControlPlane.Tests;
+
+/// <summary>The node, overlay and log settings: file, then environment, then flags.</summary>
+public sealed class ServerConfigTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("trc-config-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static readonly Dictionary<string, string?> None = [];
+
+    private string File(string toml)
+    {
+        var path = Path.Combine(_dir, "server.toml");
+        System.IO.File.WriteAllText(path, toml);
+        return path;
+    }
+
+    [Fact]
+    public void The_defaults_are_a_15s_lease_7_days_of_logs_and_the_trc_overlay()
+    {
+        var options = ServerConfig.Load(null, None, None, _dir);
+        Assert.Equal((TimeSpan.FromSeconds(15), TimeSpan.FromDays(7), 100_000, "fd74:7263::/48", null),
+            (options.NodeLease, options.LogRetention, options.LogMaxLinesPerEnv, options.OverlayPrefix.Text, options.NodeTokenFile));
+    }
+
+    [Fact]
+    public void The_file_sets_them_and_the_environment_and_flags_override_it()
+    {
+        var file = File("""
+            node_token_file = "/etc/trc/node.token"
+            overlay_prefix = "fd00:1:2::/48"
+            node_lease = "30s"
+            log_retention = "14d"
+            log_max_lines_per_env = 5000
+            """);
+        var fromFile = ServerConfig.Load(file, None, None, _dir);
+        Assert.Equal(("/etc/trc/node.token", "fd00:1:2::/48", TimeSpan.FromSeconds(30), TimeSpan.FromDays(14), 5000),
+            (fromFile.NodeTokenFile, fromFile.OverlayPrefix.Text, fromFile.NodeLease, fromFile.LogRetention, fromFile.LogMaxLinesPerEnv));
+
+        var environment = new Dictionary<string, string?> { ["TRC_NODE_LEASE"] = "1m", ["TRC_LOG_RETENTION"] = "2h", ["TRC_NODE_TOKEN_FILE"] = "/run/node.token" };
+        var flags = new Dictionary<string, string?> { ["overlay_prefix"] = "fd00:9::/48", ["node_lease"] = "5s" };
+        var overridden = ServerConfig.Load(file, environment, flags, _dir);
+        Assert.Equal(("/run/node.token", "fd00:9::/48", TimeSpan.FromSeconds(5), TimeSpan.FromHours(2), 5000),
+            (overridden.NodeTokenFile, overridden.OverlayPrefix.Text, overridden.NodeLease, overridden.LogRetention, overridden.LogMaxLinesPerEnv));
+    }
+
+    [Theory]
+    [InlineData("overlay_prefix", "2001:db8::/48", "unique local")]
+    [InlineData("overlay_prefix", "fd00::/32", "/48")]
+    [InlineData("node_lease", "15", "not a duration")]
+    [InlineData("node_lease", "2d", "out of range")]
+    [InlineData("log_retention", "30s", "out of range")]
+    [InlineData("log_max_lines_per_env", "0", "whole number")]
+    public void A_bad_value_names_its_setting(string key, string value, string message)
+    {
+        var e = Assert.Throws<ServerConfigException>(() => ServerConfig.Load(null, None, new Dictionary<string, string?> { [key] = value }, _dir));
+        Assert.StartsWith(key + " ", e.Message, StringComparison.Ordinal);
+        Assert.Contains(message, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_wrongly_typed_key_in_the_file_names_its_line()
+    {
+        var e = Assert.Throws<ServerConfigException>(() => ServerConfig.Load(File("log_max_lines_per_env = \"many\"\n"), None, None, _dir));
+        Assert.Contains(":1:", e.Message, StringComparison.Ordinal);
+        Assert.Contains("log_max_lines_per_env", e.Message, StringComparison.Ordinal);
+        Assert.Equal(OverlayNetwork.Default, ServerConfig.Load(null, None, None, _dir).OverlayPrefix);
+    }
+}
