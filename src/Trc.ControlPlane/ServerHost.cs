@@ -59,7 +59,7 @@ public sealed record ServerOptions
     /// <summary>Lowest level logged (ASP.NET's own chatter stays at warnings).</summary>
     public LogLevel LogLevel { get; init; } = LogLevel.Information;
 
-    /// <summary>Where the first start writes the shared node token. Default: <c>node.token</c> beside the admin token.</summary>
+    /// <summary>Where the first start writes the shared node token. Default: <c>node-token</c> beside the admin token.</summary>
     public string? NodeTokenFile { get; init; }
 
     /// <summary>The cluster overlay's ULA /48; node k gets its k-th /64.</summary>
@@ -188,7 +188,7 @@ public sealed partial class ServerHost : IAsyncDisposable
 
         var adminTokenFile = options.AdminTokenFile ?? Path.Combine(options.DataDirectory, "admin-token");
         var admin = await BootstrapTokenAsync(store, commands, "admin-token", "admin", Roles.Admin, adminTokenFile, ct).ConfigureAwait(false);
-        var nodeTokenFile = options.NodeTokenFile ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(adminTokenFile))!, "node.token");
+        var nodeTokenFile = options.NodeTokenFile ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(adminTokenFile))!, "node-token");
         var node = await BootstrapTokenAsync(store, commands, "node-token", "node", Roles.Node, nodeTokenFile, ct).ConfigureAwait(false);
 
         var builder = WebApplication.CreateSlimBuilder();

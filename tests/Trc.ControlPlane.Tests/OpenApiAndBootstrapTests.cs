@@ -74,7 +74,7 @@ public sealed class BootstrapTests
                 await TestServer.Send(first.Admin, HttpMethod.Post, ApiPaths.Orgs, new CreateOrgRequest("kept")).Expect(HttpStatusCode.Created);
 
                 // The shared node token sits beside it, as private, and may only do what nodes do.
-                Assert.Equal(Path.Combine(Path.GetDirectoryName(file)!, "node.token"), first.Host.NodeTokenFile);
+                Assert.Equal(Path.Combine(Path.GetDirectoryName(file)!, "node-token"), first.Host.NodeTokenFile);
                 Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(first.Host.NodeTokenFile));
                 nodeToken = File.ReadAllText(first.Host.NodeTokenFile).Trim();
                 Assert.Equal(nodeToken, first.Host.NodeToken);

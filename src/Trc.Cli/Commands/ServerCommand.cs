@@ -13,7 +13,7 @@ internal static class ServerCommand
         var listen = new Option<string?>("--listen") { Description = "Address to serve the API on (also TRC_LISTEN). Default: http://127.0.0.1:7080." };
         var dataDir = new Option<string?>("--data-dir") { Description = "Where the master key, admin token and (by default) the SQLite database live (also TRC_DATA_DIR)." };
         var masterKey = new Option<string?>("--master-key-file") { Description = "The master key that seals secrets; created on first start (also TRC_MASTER_KEY_FILE). Default: DATA/master.key." };
-        var nodeToken = new Option<string?>("--node-token-file") { Description = "Where the first start writes the token node agents share (also TRC_NODE_TOKEN_FILE). Default: node.token beside the admin token." };
+        var nodeToken = new Option<string?>("--node-token-file") { Description = "Where the first start writes the token node agents share (also TRC_NODE_TOKEN_FILE). Default: node-token beside the admin token." };
         var overlay = new Option<string?>("--overlay-prefix") { Description = "The cluster's private IPv6 /48; node k gets its k-th /64 (also TRC_OVERLAY_PREFIX). Default: fd74:7263::/48." };
         var lease = new Option<string?>("--node-lease") { Description = "A node not heard from for this long is silent and gets no new instances (also TRC_NODE_LEASE). Default: 15s." };
         var retention = new Option<string?>("--log-retention") { Description = "How long app log lines are kept, like 7d or 12h (also TRC_LOG_RETENTION). Default: 7d." };
@@ -21,7 +21,7 @@ internal static class ServerCommand
             Run the control plane: the /v1 API, the event store and its projections.
             Several servers may share one PostgreSQL database. On its first start against a
             database, the server writes an admin token to DATA/admin-token and the token node
-            agents share to DATA/node.token (both mode 0600).
+            agents share to DATA/node-token (both mode 0600).
 
             Examples:
               trc server

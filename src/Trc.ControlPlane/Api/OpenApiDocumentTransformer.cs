@@ -29,7 +29,7 @@ public static class OpenApiDocumentTransformer
         {
             Type = SecuritySchemeType.Http,
             Scheme = "bearer",
-            Description = "An API token (trc_...): the admin token written on first start, the shared node token (node.token) that node agents use, or one made with POST /v1/orgs/{org}/tokens.",
+            Description = "An API token (trc_...): the admin token written on first start, the shared node token (node-token) that node agents use, or one made with POST /v1/orgs/{org}/tokens.",
         };
         document.Security = [new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference(Bearer, document)] = [] }];
 

@@ -12,7 +12,7 @@ public sealed class LayeringTests
         { "Trc.EventStore", ["Trc.Core"] },
         { "Trc.ControlPlane", ["Trc.Core", "Trc.EventStore"] },
         { "Trc.Oci", ["Trc.Core"] },
-        { "Trc.Agent", ["Trc.Core", "Trc.Oci"] },
+        { "Trc.Agent", ["Trc.Core", "Trc.Oci", "Trc.Client"] },
         { "Trc.Edge", ["Trc.Core"] },
         { "Trc.Client", ["Trc.Core"] },
         { "Trc.Cli", ["Trc.Core", "Trc.EventStore", "Trc.ControlPlane", "Trc.Oci", "Trc.Agent", "Trc.Edge", "Trc.Client"] },
