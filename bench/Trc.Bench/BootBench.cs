@@ -41,11 +41,11 @@ internal static class BootBench
         try
         {
             var assets = await GuestAssets.EnsureBuiltAsync(ct);
-            var kernel = driverName == "firecracker" ? assets.Vmlinux : assets.Kernel;
+            var kernel = assets.Vmlinux;
             var cgroups = new Cgroups(parent: "trc-bench");
             IVmDriver driver = driverName == "firecracker"
                 ? new FirecrackerDriver(FirecrackerOptions.FromEnvironment() with { ProbeKernel = kernel, ChrootBaseDir = Path.Combine(work.FullName, "jail") }, cgroups)
-                : new QemuDriver(new QemuOptions { ProbeKernel = kernel }, cgroups);
+                : new QemuDriver(new QemuOptions { ProbeKernel = kernel, TscProbe = assets.Init }, cgroups);
             var fingerprint = await driver.FingerprintAsync(ct);
             if (!fingerprint.Available)
             {

@@ -49,6 +49,9 @@ void config_free(struct config *cfg);
 /* Host-side check mode (init --check-config FILE...): prints the parsed records; used by the tests. */
 int config_check_main(int nfiles, char **files);
 
+/* tsc.c: host-side, init --tsc-khz prints the host's TSC rate (for tsc_early_khz= under TCG). */
+int tsc_khz_main(void);
+
 /* console.c */
 void console_open(void);
 int console_fd(void);

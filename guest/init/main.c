@@ -30,7 +30,9 @@ int main(int argc, char **argv)
     if (getpid() != 1) {
         if (argc >= 3 && strcmp(argv[1], "--check-config") == 0)
             return config_check_main(argc - 2, argv + 2);
-        fprintf(stderr, "usage: init --check-config FILE...   (as PID 1 it boots a trc guest)\n");
+        if (argc == 2 && strcmp(argv[1], "--tsc-khz") == 0)
+            return tsc_khz_main();
+        fprintf(stderr, "usage: init --check-config FILE... | init --tsc-khz   (as PID 1 it boots a trc guest)\n");
         return 2;
     }
 

@@ -80,7 +80,7 @@ public static class ServerConfig
         return new ServerOptions
         {
             Database = values.GetValueOrDefault("database") ?? "sqlite:" + Path.Combine(dataDir, "trc.db"),
-            Listen = values.GetValueOrDefault("listen") ?? "http://127.0.0.1:7080",
+            Listen = ListenSetting(values.GetValueOrDefault("listen") ?? "http://127.0.0.1:7080"),
             DataDirectory = dataDir,
             MasterKeyFile = values.GetValueOrDefault("master_key_file"),
             AdminTokenFile = values.GetValueOrDefault("admin_token_file"),
@@ -98,6 +98,20 @@ public static class ServerConfig
             Policy = policy,
             MaxRequestBodyBytes = maxBody,
         };
+    }
+
+    // Kestrel takes URLs; "HOST:PORT" is what people type, so it means http://HOST:PORT. Anything
+    // else that is not an http(s) URL with a port is refused here, naming the setting, rather than
+    // failing inside Kestrel at startup.
+    private static string ListenSetting(string value)
+    {
+        var url = value.Contains("://", StringComparison.Ordinal) ? value : "http://" + value;
+        if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https") || uri.AbsolutePath != "/" || uri.Query.Length > 0
+            || !url.AsSpan(url.IndexOf("://", StringComparison.Ordinal) + 3).Contains(':'))
+        {
+            throw Setting("listen", $"\"{TomlKeys.Printable(value, 80)}\" is not an address to listen on: write HOST:PORT or http://HOST:PORT, like 127.0.0.1:7080 or http://[::]:7080");
+        }
+        return url;
     }
 
     private static TimeSpan DurationSetting(Dictionary<string, string?> values, string key, TimeSpan fallback, TimeSpan min, TimeSpan max)

@@ -69,4 +69,27 @@ public sealed class ServerConfigTests : IDisposable
         Assert.Contains("log_max_lines_per_env", e.Message, StringComparison.Ordinal);
         Assert.Equal(OverlayNetwork.Default, ServerConfig.Load(null, None, None, _dir).OverlayPrefix);
     }
+
+    [Theory]
+    [InlineData("127.0.0.1:7080", "http://127.0.0.1:7080")]
+    [InlineData("http://[::]:7080", "http://[::]:7080")]
+    [InlineData("https://0.0.0.0:443", "https://0.0.0.0:443")]
+    public void Listen_takes_a_url_or_host_and_port(string value, string url)
+    {
+        var flags = new Dictionary<string, string?> { ["listen"] = value };
+        Assert.Equal(url, ServerConfig.Load(null, None, flags, _dir).Listen);
+    }
+
+    [Theory]
+    [InlineData("127.0.0.1")]
+    [InlineData("ftp://127.0.0.1:21")]
+    [InlineData("http://127.0.0.1:7080/api")]
+    [InlineData("not an address")]
+    [InlineData("http://127.0.0.1:99999")]
+    public void A_listen_address_that_is_not_one_is_refused_naming_the_setting(string value)
+    {
+        var flags = new Dictionary<string, string?> { ["listen"] = value };
+        var e = Assert.Throws<ServerConfigException>(() => ServerConfig.Load(null, None, flags, _dir));
+        Assert.Contains("listen", e.Message);
+    }
 }

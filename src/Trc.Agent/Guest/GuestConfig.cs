@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
@@ -83,17 +84,19 @@ public sealed record GuestIpv6Address(IPAddress Address, int PrefixLength)
     /// <summary><c>ADDRESS/PREFIXLEN</c>.</summary>
     public override string ToString() => $"{Address}/{PrefixLength.ToString(CultureInfo.InvariantCulture)}";
 
-    /// <summary>Parses <c>ADDRESS/PREFIXLEN</c> (an IPv6 address and 1 to 128); null when it is not one.</summary>
-    public static GuestIpv6Address? Parse(string text)
+    /// <summary>Parses <c>ADDRESS/PREFIXLEN</c>: an IPv6 address and a prefix length from 1 to 128.</summary>
+    public static bool TryParse(string? text, [NotNullWhen(true)] out GuestIpv6Address? address)
     {
-        var slash = text.IndexOf('/', StringComparison.Ordinal);
+        address = null;
+        var slash = text?.IndexOf('/', StringComparison.Ordinal) ?? -1;
         if (slash < 0 || !int.TryParse(text.AsSpan(slash + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var prefix) ||
-            prefix is < 1 or > 128 || !IPAddress.TryParse(text.AsSpan(0, slash), out var address) ||
-            address.AddressFamily != AddressFamily.InterNetworkV6)
+            prefix is < 1 or > 128 || !IPAddress.TryParse(text.AsSpan(0, slash), out var ip) ||
+            ip.AddressFamily != AddressFamily.InterNetworkV6)
         {
-            return null;
+            return false;
         }
-        return new GuestIpv6Address(address, prefix);
+        address = new GuestIpv6Address(ip, prefix);
+        return true;
     }
 }
 

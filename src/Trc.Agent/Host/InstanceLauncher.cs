@@ -181,14 +181,15 @@ public sealed class VmLauncher(
 public sealed class InstanceLaunchException(string message) : Exception(message);
 
 /// <summary>The guest kernel and initramfs (from scripts/build-guest-assets).</summary>
-/// <param name="Kernel">The kernel the driver boots (bzImage for QEMU, vmlinux for Firecracker).</param>
+/// <param name="Kernel">The kernel the driver boots: the uncompressed vmlinux (QEMU enters it by PVH, which under TCG is seconds faster than unpacking a bzImage; Firecracker needs it).</param>
 /// <param name="Initrd">The initramfs.</param>
-public sealed record GuestBootFiles(string Kernel, string Initrd)
+/// <param name="Init">The host build of init (its <c>--tsc-khz</c> mode measures the TSC rate for TCG guests), or null.</param>
+public sealed record GuestBootFiles(string Kernel, string Initrd, string? Init = null)
 {
     /// <summary>The assets in <paramref name="directory"/> for a driver; a clear error when they are missing.</summary>
     public static GuestBootFiles Locate(string directory, string driver)
     {
-        var kernel = Path.Combine(directory, driver == "firecracker" ? "vmlinux" : "vmlinuz");
+        var kernel = Path.Combine(directory, "vmlinux");
         var initrd = Path.Combine(directory, "initramfs.cpio.gz");
         foreach (var file in new[] { kernel, initrd })
         {
@@ -197,6 +198,7 @@ public sealed record GuestBootFiles(string Kernel, string Initrd)
                 throw new InstanceLaunchException($"guest asset {file} is missing: run scripts/build-guest-assets --out {directory}");
             }
         }
-        return new GuestBootFiles(kernel, initrd);
+        var init = Path.Combine(directory, "init");
+        return new GuestBootFiles(kernel, initrd, File.Exists(init) ? init : null);
     }
 }

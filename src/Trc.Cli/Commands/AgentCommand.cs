@@ -128,6 +128,7 @@ internal static class AgentCommand
                 {
                     Acceleration = parse.GetValue(accel) switch { "kvm" => QemuAcceleration.Kvm, "tcg" => QemuAcceleration.Tcg, _ => QemuAcceleration.Auto },
                     ProbeKernel = guest?.Kernel,
+                    TscProbe = guest?.Init,
                 }, cgroups),
                 "firecracker" => new FirecrackerDriver(FirecrackerOptions.FromEnvironment(console.GetEnvironmentVariable) is var fc
                     && console.GetEnvironmentVariable("TRC_JAILER_CHROOT") is null

@@ -125,10 +125,10 @@ public sealed class AgentBed : IAsyncLifetime
             Restart = new RestartPolicy { InitialDelay = TimeSpan.FromMilliseconds(500), MaxDelay = TimeSpan.FromSeconds(2) },
         };
         var cgroups = new Cgroups(parent: "trc-" + Bridge);
-        Driver = new QemuDriver(new QemuOptions { Acceleration = QemuAcceleration.Tcg }, cgroups);
+        var guest = GuestBootFiles.Locate(assets.Directory, "qemu");
+        Driver = new QemuDriver(new QemuOptions { Acceleration = QemuAcceleration.Tcg, TscProbe = guest.Init }, cgroups);
         var registry = new RegistryClient(new RegistryClientOptions { InsecureRegistries = [_registry!.Host] });
         var images = new InstanceImages(Path.Combine(DataDir, "images"), registry);
-        var guest = GuestBootFiles.Locate(assets.Directory, "qemu");
         Agent = new NodeAgent(options, NodeClient, Driver, node =>
         {
             Network = new NodeNetwork(Bridge, node.Prefix);

@@ -19,6 +19,8 @@ public sealed class GuestBootFixture : IAsyncLifetime
 
     public GuestAssetPaths Assets { get; private set; } = null!;
 
+    public long TscKhz { get; private set; }
+
     public string RootDisk => Path.Combine(Dir, "root.ext4");
 
     // Checks of everything init sets up for an app run as a user, then a stop it ignores.
@@ -68,6 +70,7 @@ public sealed class GuestBootFixture : IAsyncLifetime
             return;
         }
         Assets = await GuestAssets.EnsureBuiltAsync();
+        TscKhz = await GuestAssets.HostTscKhzAsync();
         var root = await BusyboxRoot.CreateAsync(Path.Combine(Dir, "root"), CancellationToken.None);
         root.WriteFile("bin/user-check.sh", UserScript, mode: "755");
         root.WriteFile("bin/net-check.sh", NetScript, mode: "755");
@@ -130,7 +133,8 @@ public sealed class GuestBootTests(GuestBootFixture fixture, ITestOutputHelper o
 
     // The uncompressed kernel, booted through its PVH entry: under TCG, unpacking the bzImage's XZ
     // payload takes longer than the rest of the boot.
-    private QemuGuestOptions Options(IReadOnlyList<QemuDisk> disks) => new(fixture.Assets.Vmlinux, fixture.Assets.Initramfs, disks);
+    private QemuGuestOptions Options(IReadOnlyList<QemuDisk> disks) =>
+        new(fixture.Assets.Vmlinux, fixture.Assets.Initramfs, disks) { TscKhz = fixture.TscKhz };
 
     private void Report(GuestSession guest)
     {
@@ -162,7 +166,7 @@ public sealed class GuestBootTests(GuestBootFixture fixture, ITestOutputHelper o
         };
         var (scratch, configDisk) = await DisksAsync(dir, config);
         var volume = Path.Combine(dir, "data.ext4");
-        await Ext4Disk.CreateAsync(volume, 16, null, CancellationToken.None, BusyboxRoot.AppUid, BusyboxRoot.AppGid);
+        await Ext4Disk.CreateAsync(volume, 16, null, BusyboxRoot.AppUid, BusyboxRoot.AppGid, CancellationToken.None);
 
         await using var guest = GuestSession.Start(Options(
             [new(fixture.RootDisk, ReadOnly: true), new(scratch), new(configDisk, ReadOnly: true), new(volume)]));
@@ -189,7 +193,8 @@ public sealed class GuestBootTests(GuestBootFixture fixture, ITestOutputHelper o
             Assert.Contains("hostname=shop-web-1", stdout);
             Assert.Contains($"secrets=440 0 {BusyboxRoot.AppGid}", stdout);
             Assert.Contains($"secrets-sha256={Convert.ToHexStringLower(SHA256.HashData(SecretBytes))}", stdout);
-            Assert.Contains($"cmdline={QemuGuest.KernelCommandLine}", stdout);
+            // The command line is the VMM's alone: nothing from the config reaches it.
+            Assert.Contains($"cmdline={QemuGuest.CommandLineOf(Options([]))}", stdout);
             Assert.Contains("overlay=overlay", stdout);
             Assert.Contains("volume=ok", stdout);
             Assert.Contains("zombies=0", stdout);
@@ -316,26 +321,44 @@ public sealed class GuestBootTests(GuestBootFixture fixture, ITestOutputHelper o
         }
     }
 
-    [GuestBootFact]
-    public async Task A_malformed_config_disk_is_a_fatal_frame_naming_the_offset_then_power_off()
+    [GuestBootTheory]
+    [InlineData("malformed config")]
+    [InlineData("unknown user")]
+    [InlineData("no such program")]
+    public async Task A_failure_before_the_app_runs_is_a_fatal_frame_then_power_off(string failure)
     {
         var dir = NewBootDir();
         var scratch = Path.Combine(dir, "scratch.ext4");
         await Ext4Disk.CreateAsync(scratch, 16, null, CancellationToken.None);
-        var bad = new byte[GuestConfigLimits.MinDiskBytes];
-        Encoding.ASCII.GetBytes("TRCGUEST1\narg 5\nsh\nend 0\n\n").CopyTo(bad, 0);
         var configDisk = Path.Combine(dir, "config.img");
-        await File.WriteAllBytesAsync(configDisk, bad);
-        Assert.False(GuestConfigReader.TryRead(bad, out _, out var expected));
+        string expected;
+        switch (failure)
+        {
+            case "malformed config":
+                var bad = new byte[GuestConfigLimits.MinDiskBytes];
+                Encoding.ASCII.GetBytes("TRCGUEST1\narg 5\nsh\nend 0\n\n").CopyTo(bad, 0);
+                await File.WriteAllBytesAsync(configDisk, bad);
+                Assert.False(GuestConfigReader.TryRead(bad, out _, out var error));
+                expected = $"config: {error}"; // init and the reader word it the same
+                break;
+            case "unknown user":
+                await GuestConfigWriter.WriteFileAsync(configDisk, new GuestConfig { Args = ["/bin/true"], User = "ghost" }, CancellationToken.None);
+                expected = "user 'ghost': not in the image's /etc/passwd";
+                break;
+            default:
+                await GuestConfigWriter.WriteFileAsync(configDisk, new GuestConfig { Args = ["no-such-program", "arg"] }, CancellationToken.None);
+                expected = "exec no-such-program: No such file or directory";
+                break;
+        }
 
         await using var guest = GuestSession.Start(Options([new(fixture.RootDisk, ReadOnly: true), new(scratch), new(configDisk, ReadOnly: true)]));
         try
         {
             var fatal = await guest.WaitForAsync(f => f.Kind is ConsoleFrameKind.Fatal or ConsoleFrameKind.Ready, Boot, "RS F");
             await guest.WaitForPowerOffAsync(Boot);
-            Assert.Equal(ConsoleFrameKind.Fatal, fatal.Kind);
-            Assert.Equal($"config: {expected}", fatal.Text);
+            Assert.Equal(new ConsoleFrame(ConsoleFrameKind.Fatal, expected), fatal);
             Assert.DoesNotContain(guest.Frames, f => f.Kind is ConsoleFrameKind.Ready or ConsoleFrameKind.Exit);
+            Assert.Equal(0, guest.ExitCode); // powered off, not crashed
         }
         finally
         {

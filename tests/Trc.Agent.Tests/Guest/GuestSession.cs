@@ -18,6 +18,19 @@ public sealed class GuestBootFactAttribute : FactAttribute
     }
 }
 
+/// <summary>A theory that boots guests: skipped, with the reason, only when QEMU or the guest kernel is absent.</summary>
+public sealed class GuestBootTheoryAttribute : TheoryAttribute
+{
+    /// <summary>Sets <see cref="FactAttribute.Skip"/> when guests cannot boot here.</summary>
+    public GuestBootTheoryAttribute()
+    {
+        if (GuestAssets.SkipReason is { } reason)
+        {
+            Skip = reason;
+        }
+    }
+}
+
 /// <summary>
 /// One booted guest seen through <see cref="ConsoleDecoder"/>: the frames so far, waits for the
 /// next one that matches, commands to init, and a transcript for assertion messages.

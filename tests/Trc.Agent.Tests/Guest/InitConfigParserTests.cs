@@ -109,7 +109,8 @@ public sealed class InitConfigParserTests : IDisposable
     {
         if (line.StartsWith("ipv6 ", StringComparison.Ordinal))
         {
-            return $"ipv6 {GuestIpv6Address.Parse(Encoding.UTF8.GetString(Convert.FromHexString(line[5..])))}\n";
+            GuestIpv6Address.TryParse(Encoding.UTF8.GetString(Convert.FromHexString(line[5..])), out var address);
+            return $"ipv6 {address}\n";
         }
         if (line.StartsWith("gateway ", StringComparison.Ordinal))
         {

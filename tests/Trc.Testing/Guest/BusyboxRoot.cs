@@ -4,7 +4,7 @@ namespace Trc.Testing.Guest;
 /// A guest root directory: busybox-static as /bin/busybox with a symlink per applet in /bin,
 /// /etc/passwd with root and an unprivileged <c>app</c> user (uid <see cref="AppUid"/>), and
 /// /etc/group with <c>app</c> and a supplementary group <c>extra</c> that lists <c>app</c>.
-/// Turned into a release disk by <see cref="Ext4Disk.CreateAsync"/>.
+/// Turned into a release disk by <see cref="Ext4Disk.CreateAsync(string, int, string?, CancellationToken)"/>.
 /// </summary>
 [System.Runtime.Versioning.SupportedOSPlatform("linux")]
 public sealed class BusyboxRoot

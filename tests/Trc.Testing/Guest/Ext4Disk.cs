@@ -7,10 +7,17 @@ public static class Ext4Disk
 {
     /// <summary>
     /// Makes an ext4 image of <paramref name="sizeMiB"/> MiB at <paramref name="image"/>, filled from
+    /// <paramref name="fromDirectory"/> (owners and modes kept) or empty, its root directory owned by root.
+    /// </summary>
+    public static Task CreateAsync(string image, int sizeMiB, string? fromDirectory, CancellationToken ct) =>
+        CreateAsync(image, sizeMiB, fromDirectory, 0, 0, ct);
+
+    /// <summary>
+    /// Makes an ext4 image of <paramref name="sizeMiB"/> MiB at <paramref name="image"/>, filled from
     /// <paramref name="fromDirectory"/> (owners and modes kept) or empty, its root directory owned by
     /// <paramref name="rootUid"/>:<paramref name="rootGid"/>.
     /// </summary>
-    public static async Task CreateAsync(string image, int sizeMiB, string? fromDirectory, CancellationToken ct, int rootUid = 0, int rootGid = 0)
+    public static async Task CreateAsync(string image, int sizeMiB, string? fromDirectory, int rootUid, int rootGid, CancellationToken ct)
     {
         File.Delete(image);
         List<string> args = ["-q", "-F", "-t", "ext4", "-E", $"root_owner={rootUid}:{rootGid}"];

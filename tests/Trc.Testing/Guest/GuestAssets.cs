@@ -75,6 +75,29 @@ public static class GuestAssets
         }
     }
 
+    private static readonly SemaphoreSlim TscGate = new(1, 1);
+    private static long? _tscKhz;
+
+    /// <summary>The host's TSC rate in kHz, measured once per process by <c>init --tsc-khz</c> (see <see cref="QemuGuestOptions.TscKhz"/>).</summary>
+    public static async Task<long> HostTscKhzAsync(CancellationToken ct = default)
+    {
+        var assets = await EnsureBuiltAsync(ct);
+        await TscGate.WaitAsync(ct);
+        try
+        {
+            if (_tscKhz is null)
+            {
+                var text = await GuestTool.RunCheckedAsync(assets.Init, ["--tsc-khz"], ct);
+                _tscKhz = long.Parse(text.Trim(), System.Globalization.CultureInfo.InvariantCulture);
+            }
+            return _tscKhz.Value;
+        }
+        finally
+        {
+            TscGate.Release();
+        }
+    }
+
     private static string? FindMissing()
     {
         if (!OperatingSystem.IsLinux())

@@ -17,7 +17,7 @@ public sealed record ToolResult(string CommandLine, int ExitCode, string Stdout,
 public static class GuestTool
 {
     /// <summary>Runs a program to its end; never throws for a non-zero exit (see <see cref="ToolResult.EnsureSuccess"/>).</summary>
-    public static async Task<ToolResult> RunAsync(string file, IEnumerable<string> arguments, CancellationToken ct, IReadOnlyDictionary<string, string>? environment = null)
+    public static async Task<ToolResult> RunAsync(string file, IEnumerable<string> arguments, CancellationToken ct)
     {
         var psi = new ProcessStartInfo(file)
         {
@@ -29,10 +29,6 @@ public static class GuestTool
         foreach (var a in arguments)
         {
             psi.ArgumentList.Add(a);
-        }
-        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
-        {
-            psi.Environment[key] = value;
         }
         var commandLine = file + " " + string.Join(' ', psi.ArgumentList.Select(a => a.Contains(' ', StringComparison.Ordinal) ? $"'{a}'" : a));
         using var process = new Process { StartInfo = psi };

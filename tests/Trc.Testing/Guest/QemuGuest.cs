@@ -25,6 +25,14 @@ public sealed record QemuGuestOptions(string Kernel, string Initrd, IReadOnlyLis
 
     /// <summary>The guest's MAC address.</summary>
     public string MacAddress { get; init; } = "02:00:00:00:00:02";
+
+    /// <summary>
+    /// The host's TSC rate (<see cref="GuestAssets.HostTscKhzAsync"/>), given to the guest kernel as
+    /// <c>tsc_early_khz</c>. Under TCG the guest's TSC is the host's; without its rate the kernel
+    /// calibrates it against the PIT, which fails when the host is busy, and a microvm guest
+    /// without a TSC rate has no working timer: it hangs at boot. Null: QEMU's icount instead.
+    /// </summary>
+    public long? TscKhz { get; init; }
 }
 
 /// <summary>
@@ -81,20 +89,19 @@ public sealed class QemuGuest : IAsyncDisposable
     /// <summary>QEMU's exit code once it has exited, else null.</summary>
     public int? ExitCode => _process.HasExited ? _process.ExitCode : null;
 
+    /// <summary>The guest kernel's command line for these options: <see cref="KernelCommandLine"/>, and the TSC rate when known.</summary>
+    public static string CommandLineOf(QemuGuestOptions options) =>
+        options.TscKhz is { } khz ? $"{KernelCommandLine} tsc_early_khz={khz.ToString(CultureInfo.InvariantCulture)}" : KernelCommandLine;
+
     /// <summary>The arguments of a QEMU run for these options (after the binary's name).</summary>
     public static IReadOnlyList<string> Arguments(QemuGuestOptions options)
     {
         List<string> args =
         [
             "-M", "microvm,rtc=on", "-accel", "tcg", "-cpu", "max",
-            // Guest time from the instruction count: the kernel calibrates its TSC against the PIT,
-            // which fails under TCG when the host is loaded, and a microvm guest without a TSC
-            // frequency has no working timer and hangs at boot. With icount both clocks advance
-            // with the instructions executed, so calibration cannot be disturbed.
-            "-icount", "shift=auto",
             "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
             "-m", $"{options.MemoryMiB.ToString(CultureInfo.InvariantCulture)}M", "-smp", "1",
-            "-kernel", options.Kernel, "-initrd", options.Initrd, "-append", KernelCommandLine,
+            "-kernel", options.Kernel, "-initrd", options.Initrd, "-append", CommandLineOf(options),
             "-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console",
         ];
         for (var i = 0; i < options.Disks.Count; i++)
@@ -104,6 +111,13 @@ public sealed class QemuGuest : IAsyncDisposable
             var path = disk.Path.Replace(",", ",,", StringComparison.Ordinal);
             args.AddRange(["-drive", $"file={path},format=raw,if=none,id=disk{i}{(disk.ReadOnly ? ",readonly=on" : "")}"]);
             args.AddRange(["-device", $"virtio-blk-device,drive=disk{i}"]);
+        }
+        if (options.TscKhz is null)
+        {
+            // Without a TSC rate, guest time from the instruction count: the TSC and the PIT then
+            // agree by construction, so the kernel's calibration cannot fail (guest time runs
+            // faster or slower than the host's).
+            args.AddRange(["-icount", "shift=auto"]);
         }
         if (options.Network is not null)
         {

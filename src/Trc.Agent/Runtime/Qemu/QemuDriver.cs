@@ -16,6 +16,7 @@ namespace Trc.Agent.Runtime.Qemu;
 public sealed class QemuDriver(QemuOptions options, Cgroups? cgroups = null) : IVmDriver
 {
     private DriverFingerprint? _fingerprint;
+    private long? _tscKhz;
     private readonly SemaphoreSlim _probe = new(1, 1);
 
     /// <summary>The name of the record file in a VM's state directory.</summary>
@@ -63,9 +64,14 @@ public sealed class QemuDriver(QemuOptions options, Cgroups? cgroups = null) : I
             case QemuAcceleration.Kvm:
                 return new DriverFingerprint(Name, true, version, "kvm", "KVM forced by configuration");
             case QemuAcceleration.Tcg:
+                _tscKhz = await MeasureTscKhzAsync(ct).ConfigureAwait(false);
                 return new DriverFingerprint(Name, true, version, "tcg", "TCG forced by configuration");
         }
         var why = await KvmUnusableAsync(ct).ConfigureAwait(false);
+        if (why is not null)
+        {
+            _tscKhz = await MeasureTscKhzAsync(ct).ConfigureAwait(false);
+        }
         return why is null
             ? new DriverFingerprint(Name, true, version, "kvm", null)
             : new DriverFingerprint(Name, true, version, "tcg", why);
@@ -120,7 +126,7 @@ public sealed class QemuDriver(QemuOptions options, Cgroups? cgroups = null) : I
         }
         File.Delete(QemuCommandLine.PidFile(spec.StateDir));
         var kvm = fingerprint.Acceleration == "kvm";
-        var args = QemuCommandLine.Build(spec, kvm, kvm ? null : HostTscKhz(), options.TcgTranslationCacheMiB);
+        var args = QemuCommandLine.Build(spec, kvm, kvm ? null : _tscKhz, options.TcgTranslationCacheMiB);
         if (spec.Cgroup is { } cg)
         {
             cgroups?.Create(cg);
@@ -245,7 +251,20 @@ public sealed class QemuDriver(QemuOptions options, Cgroups? cgroups = null) : I
 
     // The host's TSC rate, handed to TCG guests: without it their TSC calibration sometimes spins
     // forever (no PIT or HPET reference on microvm), and under TCG the guest TSC runs at the host's.
-    private static long? HostTscKhz()
+    private async Task<long?> MeasureTscKhzAsync(CancellationToken ct)
+    {
+        if (options.TscProbe is { } probe && File.Exists(probe))
+        {
+            var (code, output) = await HostProcess.RunAsync(probe, ["--tsc-khz"], TimeSpan.FromSeconds(10), ct).ConfigureAwait(false);
+            if (code == 0 && long.TryParse(output.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var khz) && khz > 0)
+            {
+                return khz;
+            }
+        }
+        return CpuinfoKhz();
+    }
+
+    private static long? CpuinfoKhz()
     {
         try
         {

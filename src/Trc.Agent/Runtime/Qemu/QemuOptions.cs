@@ -29,6 +29,13 @@ public sealed record QemuOptions
     /// </summary>
     public string? ProbeKernel { get; init; }
 
+    /// <summary>
+    /// The guest assets' <c>init</c>, whose <c>--tsc-khz</c> mode measures the host's TSC rate for
+    /// TCG guests; null falls back to <c>/proc/cpuinfo</c> (the current clock, which differs from
+    /// the TSC rate on hosts with frequency scaling).
+    /// </summary>
+    public string? TscProbe { get; init; }
+
     /// <summary>How long the KVM probe may take.</summary>
     public TimeSpan KvmProbeTimeout { get; init; } = TimeSpan.FromSeconds(8);
 
