@@ -36,8 +36,8 @@ internal static class EdgeCommand
             The routes come from a file (standalone mode, --routes) or from the control plane
             (fed mode, --control-plane with --token-file): the edge takes every route, follows the
             change stream, and applies each change to new connections at once. While the control
-            plane is unreachable the routes in force stay. Backends (running instances) arrive
-            with the scheduler; until then a fed route's connections are closed as unavailable.
+            plane is unreachable the routes in force stay. A fed route's backends are the running
+            instances of its process; with none, its connections are closed as unavailable.
 
             Examples:
               trc edge --routes /etc/trc/edge-routes.toml
