@@ -1,14 +1,8 @@
 namespace Trc.Agent.Host;
 
-/// <summary>How <c>trc agent</c> runs on one node.</summary>
+/// <summary>How <c>trc agent</c> runs on one node (the control plane and its token are the <see cref="Trc.Client.TrcClient"/> it is given).</summary>
 public sealed record AgentOptions
 {
-    /// <summary>The control plane's base URL.</summary>
-    public required Uri Server { get; init; }
-
-    /// <summary>The shared node token (never logged).</summary>
-    public required string NodeToken { get; init; }
-
     /// <summary>The node's name (default: the host name).</summary>
     public required string NodeName { get; init; }
 
@@ -17,9 +11,6 @@ public sealed record AgentOptions
     /// <c>images/</c> (the OCI blob cache and root disks, as <c>trc image</c> lays them out).
     /// </summary>
     public required string DataDir { get; init; }
-
-    /// <summary>The guest kernel assets (<c>vmlinuz</c>, <c>vmlinux</c>, <c>initramfs.cpio.gz</c>) from scripts/build-guest-assets.</summary>
-    public required string GuestAssetsDir { get; init; }
 
     /// <summary>The bridge instances attach to (at most 15 characters).</summary>
     public string Bridge { get; init; } = "trc0";

@@ -38,11 +38,6 @@ public sealed class LogShipper
         }, _ => Interlocked.Increment(ref _dropped));
     }
 
-    /// <summary>Lines accepted so far.</summary>
-    public long Accepted => Interlocked.Read(ref _accepted);
-
-    private long _accepted;
-
     /// <summary>Queues one line.</summary>
     public void Add(Guid instance, string stream, string line)
     {
@@ -50,7 +45,6 @@ public sealed class LogShipper
         {
             line = line[..MaxLineChars] + " [line cut at 4096 characters]";
         }
-        Interlocked.Increment(ref _accepted);
         _lines.Writer.TryWrite(new LogLineRequest(instance, stream, DateTimeOffset.UtcNow, line));
     }
 

@@ -30,15 +30,6 @@ public sealed class StateReporter(TrcClient client, Guid node, Action<string> lo
         _queue.Writer.TryWrite((instance, state));
     }
 
-    /// <summary>The last state of an instance, or null.</summary>
-    public InstanceStateRequest? Latest(Guid instance)
-    {
-        lock (_gate)
-        {
-            return _latest.GetValueOrDefault(instance);
-        }
-    }
-
     /// <summary>Forgets an instance that is gone.</summary>
     public void Forget(Guid instance)
     {

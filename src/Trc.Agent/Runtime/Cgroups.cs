@@ -129,30 +129,6 @@ public sealed class Cgroups
         return 0;
     }
 
-    /// <summary>Peak memory use of a VMM's cgroup in bytes, when the host says.</summary>
-    public long? PeakMemoryBytes(string name)
-    {
-        var file = Version switch
-        {
-            CgroupVersion.V2 => Path.Combine(_root, _parent, name, "memory.peak"),
-            CgroupVersion.V1 => Path.Combine(_root, "memory", _parent, name, "memory.max_usage_in_bytes"),
-            _ => "",
-        };
-        return file.Length > 0 && File.Exists(file) && long.TryParse(File.ReadAllText(file).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : null;
-    }
-
-    /// <summary>Current memory use of a VMM's cgroup in bytes, when the host says.</summary>
-    public long? MemoryBytes(string name)
-    {
-        var file = Version switch
-        {
-            CgroupVersion.V2 => Path.Combine(_root, _parent, name, "memory.current"),
-            CgroupVersion.V1 => Path.Combine(_root, "memory", _parent, name, "memory.usage_in_bytes"),
-            _ => "",
-        };
-        return file.Length > 0 && File.Exists(file) && long.TryParse(File.ReadAllText(file).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : null;
-    }
-
     /// <summary>Removes a VMM's cgroup once its processes are gone (a busy cgroup is left alone).</summary>
     public void Remove(string name)
     {

@@ -45,26 +45,6 @@ public sealed partial record HostProcess(int Pid, long StartTicks)
         }
     }
 
-    /// <summary>Resident memory of the process in bytes (<c>VmRSS</c>), or null when gone.</summary>
-    public long? ResidentBytes()
-    {
-        try
-        {
-            foreach (var line in File.ReadLines($"/proc/{Pid}/status"))
-            {
-                if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
-                {
-                    var kb = line[6..].Trim().Split(' ')[0];
-                    return long.Parse(kb, CultureInfo.InvariantCulture) * 1024;
-                }
-            }
-        }
-        catch (IOException)
-        {
-        }
-        return null;
-    }
-
     /// <summary>SIGKILL.</summary>
     public const int SigKill = 9;
 

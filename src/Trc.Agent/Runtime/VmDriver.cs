@@ -112,3 +112,35 @@ public sealed record VmCgroup(string Name, long MemoryLimitBytes, int CpuWeight)
 
 /// <summary>A VM could not be started (or adopted); the message says why.</summary>
 public sealed class VmStartException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>The files every driver keeps in a VM's state directory.</summary>
+public static class VmStateFiles
+{
+    /// <summary>The recovery record (driver, VMM pid and start time, the spec) that adoption reads.</summary>
+    public const string Record = "vmm.json";
+}
+
+/// <summary>A value computed once, on first use, by one caller at a time (a driver's fingerprint probe).</summary>
+/// <typeparam name="T">The value.</typeparam>
+internal sealed class Once<T>(Func<CancellationToken, Task<T>> compute) where T : class
+{
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private T? _value;
+
+    public async Task<T> GetAsync(CancellationToken ct)
+    {
+        if (Volatile.Read(ref _value) is { } known)
+        {
+            return known;
+        }
+        await _gate.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            return _value ??= await compute(ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+}

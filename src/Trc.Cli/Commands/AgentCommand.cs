@@ -97,11 +97,8 @@ internal static class AgentCommand
             var driverName = parse.GetValue(driver)!;
             var options = new AgentOptions
             {
-                Server = address,
-                NodeToken = token,
                 NodeName = parse.GetValue(name) ?? Dns.GetHostName(),
                 DataDir = data,
-                GuestAssetsDir = assetsDir,
                 Bridge = parse.GetValue(bridge)!,
                 Region = parse.GetValue(region),
                 MemoryBytes = offered,

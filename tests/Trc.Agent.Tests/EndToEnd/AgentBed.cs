@@ -112,11 +112,8 @@ public sealed class AgentBed : IAsyncLifetime
         _assets = assets;
         var options = new AgentOptions
         {
-            Server = _server!.Address,
-            NodeToken = _server.Host.NodeToken!,
             NodeName = "e2e-node",
             DataDir = DataDir,
-            GuestAssetsDir = assets.Directory,
             Bridge = Bridge,
             MemoryBytes = 8L << 30,
             StopGrace = TimeSpan.FromSeconds(3),

@@ -14,32 +14,6 @@ public sealed class FakeDriverTests
         id, Path.Combine(instancesDir ?? Instances, id), "/k", "/i", "/root.ext4", "/scratch.ext4", "/config.disk",
         [], 256L << 20, 1, null, null);
 
-    private static async Task<List<ConsoleFrame>> ReadAllAsync(IVm vm)
-    {
-        using var timeout = new CancellationTokenSource(Patience);
-        var frames = new List<ConsoleFrame>();
-        await foreach (var frame in vm.ReadConsoleAsync(timeout.Token))
-        {
-            frames.Add(frame);
-        }
-        return frames;
-    }
-
-    private static async Task<List<ConsoleFrame>> ReadAsync(IVm vm, int count)
-    {
-        using var timeout = new CancellationTokenSource(Patience);
-        var frames = new List<ConsoleFrame>();
-        await foreach (var frame in vm.ReadConsoleAsync(timeout.Token))
-        {
-            frames.Add(frame);
-            if (frames.Count == count)
-            {
-                break;
-            }
-        }
-        return frames;
-    }
-
     [Fact]
     public async Task The_fingerprint_is_available_without_acceleration_unless_a_test_says_otherwise()
     {
@@ -57,9 +31,9 @@ public sealed class FakeDriverTests
         var driver = new FakeDriver { DefaultScript = FakeVmScript.RunUntilStopped(42, "listening on :8080") };
         await using var vm = await driver.StartAsync(Spec("a1"), CancellationToken.None);
 
-        var started = await ReadAsync(vm, 2);
+        var started = await ConsoleFrames.ReadAsync(vm, 2, Patience);
         var exit = await vm.StopAsync(TimeSpan.FromSeconds(5), CancellationToken.None);
-        var rest = await ReadAllAsync(vm);
+        var rest = await ConsoleFrames.ReadAllAsync(vm, Patience);
 
         Assert.Equal(new ConsoleFrame(ConsoleFrameKind.Ready, "42", Pid: 42), started[0]);
         Assert.Equal(new ConsoleFrame(ConsoleFrameKind.Stdout, "listening on :8080"), started[1]);
@@ -95,7 +69,7 @@ public sealed class FakeDriverTests
         driver.Script("a3", FakeVmScript.ExitAfter(TimeSpan.FromMilliseconds(50), 3, oom: true, "working", "out of memory"));
         await using var vm = await driver.StartAsync(Spec("a3"), CancellationToken.None);
 
-        var frames = await ReadAllAsync(vm);
+        var frames = await ConsoleFrames.ReadAllAsync(vm, Patience);
         var exit = await vm.WaitAsync(CancellationToken.None);
 
         Assert.Equal([ConsoleFrameKind.Ready, ConsoleFrameKind.Stdout, ConsoleFrameKind.Stdout, ConsoleFrameKind.Exit], frames.Select(f => f.Kind));
@@ -113,7 +87,7 @@ public sealed class FakeDriverTests
         driver.Script("no-vmm", FakeVmScript.FailToStart("firecracker: /dev/kvm missing"));
 
         await using var vm = await driver.StartAsync(Spec("bad-config"), CancellationToken.None);
-        var frames = await ReadAllAsync(vm);
+        var frames = await ConsoleFrames.ReadAllAsync(vm, Patience);
         var e = await Assert.ThrowsAsync<VmStartException>(() => driver.StartAsync(Spec("no-vmm"), CancellationToken.None));
 
         Assert.Equal(new ConsoleFrame(ConsoleFrameKind.Fatal, "config disk: bad header at byte 10"), Assert.Single(frames));
@@ -161,7 +135,7 @@ public sealed class FakeDriverTests
         var b = await old.StartAsync(Spec("left-2"), CancellationToken.None);
         var c = await old.StartAsync(Spec("other", elsewhere), CancellationToken.None);
         var gone = await old.StartAsync(Spec("gone"), CancellationToken.None);
-        await ReadAsync(a, 1);
+        await ConsoleFrames.ReadAsync(a, 1, Patience);
         await gone.KillAsync(CancellationToken.None);
         var pids = new[] { a.VmmPid, b.VmmPid };
         foreach (var vm in new[] { a, b, c, gone })
@@ -176,7 +150,7 @@ public sealed class FakeDriverTests
         Assert.Equal(pids.Order(), adopted.Select(v => v.VmmPid).Order());
         var first = adopted.Single(v => v.Spec.InstanceId == "left-1");
         await first.SendAsync(new GuestCommand.Signal(10), CancellationToken.None);
-        Assert.Equal(new ConsoleFrame(ConsoleFrameKind.Info, "signal 10 forwarded"), (await ReadAsync(first, 1))[0]);
+        Assert.Equal(new ConsoleFrame(ConsoleFrameKind.Info, "signal 10 forwarded"), (await ConsoleFrames.ReadAsync(first, 1, Patience))[0]);
         foreach (var vm in adopted)
         {
             Assert.False((await vm.StopAsync(TimeSpan.FromSeconds(5), CancellationToken.None)).Killed);
@@ -202,7 +176,7 @@ public sealed class FakeDriverTests
             await guest.ReceiveAsync(ct);
         }) };
         var vm = await driver.StartAsync(Spec("detached"), CancellationToken.None);
-        Assert.Equal("before", (await ReadAsync(vm, 1))[0].Text);
+        Assert.Equal("before", (await ConsoleFrames.ReadAsync(vm, 1, Patience))[0].Text);
         await vm.DisposeAsync();
 
         release.SetResult();
@@ -210,7 +184,7 @@ public sealed class FakeDriverTests
         var again = Assert.Single(await new FakeDriver(host).RecoverAsync(Instances, CancellationToken.None));
         await again.SendAsync(new GuestCommand.Signal(1), CancellationToken.None);
 
-        Assert.Equal("after", (await ReadAsync(again, 1))[0].Text);
+        Assert.Equal("after", (await ConsoleFrames.ReadAsync(again, 1, Patience))[0].Text);
         await again.KillAsync(CancellationToken.None);
         await again.DisposeAsync();
     }

@@ -23,21 +23,6 @@ public sealed class FirecrackerDriverTests
         return await driver.StartAsync(spec, CancellationToken.None);
     }
 
-    private static async Task<List<ConsoleFrame>> ReadAsync(IVm vm, int count)
-    {
-        using var timeout = new CancellationTokenSource(Patience);
-        var frames = new List<ConsoleFrame>();
-        await foreach (var frame in vm.ReadConsoleAsync(timeout.Token))
-        {
-            frames.Add(frame);
-            if (frames.Count == count)
-            {
-                break;
-            }
-        }
-        return frames;
-    }
-
     [Fact]
     public async Task The_console_carries_the_guests_frames_and_the_agents_commands()
     {
@@ -47,12 +32,12 @@ public sealed class FirecrackerDriverTests
         try
         {
             // Written before anyone read: the FIFO kept them.
-            var boot = await ReadAsync(vm, 2);
+            var boot = await ConsoleFrames.ReadAsync(vm, 2, Patience);
             Assert.Equal(new ConsoleFrame(ConsoleFrameKind.Kernel, "stand-in VMM up"), boot[0]);
             Assert.Equal(new ConsoleFrame(ConsoleFrameKind.Info, "booted"), boot[1]);
 
             await vm.SendAsync(new GuestCommand.Signal(10), CancellationToken.None);
-            Assert.Equal(new ConsoleFrame(ConsoleFrameKind.Info, "signal 10"), (await ReadAsync(vm, 1))[0]);
+            Assert.Equal(new ConsoleFrame(ConsoleFrameKind.Info, "signal 10"), (await ConsoleFrames.ReadAsync(vm, 1, Patience))[0]);
             Assert.Equal(bed.StandInPid, vm.VmmPid);
             Assert.False(vm.Recovered);
         }
@@ -68,7 +53,7 @@ public sealed class FirecrackerDriverTests
         using var bed = new FirecrackerTestBed();
         var driver = new FirecrackerDriver(bed.Options(jailer: false));
         await using var vm = await StartAsync(bed, driver, bed.Spec("aaaaaaaa-0000-4000-8000-000000000002"));
-        await ReadAsync(vm, 2);
+        await ConsoleFrames.ReadAsync(vm, 2, Patience);
         var watch = Stopwatch.StartNew();
 
         var exit = await vm.StopAsync(TimeSpan.FromSeconds(10), CancellationToken.None);
@@ -109,7 +94,7 @@ public sealed class FirecrackerDriverTests
         using var bed = new FirecrackerTestBed();
         var spec = bed.Spec("aaaaaaaa-0000-4000-8000-000000000004");
         var first = await StartAsync(bed, new FirecrackerDriver(bed.Options(jailer: true)), spec);
-        await ReadAsync(first, 2);
+        await ConsoleFrames.ReadAsync(first, 2, Patience);
         var pid = first.VmmPid;
         await first.DisposeAsync(); // the agent goes away; the VMM must not
 
@@ -124,7 +109,7 @@ public sealed class FirecrackerDriverTests
             Assert.Equal(spec.Volumes, vm.Spec.Volumes);
             Assert.Equal(spec, vm.Spec with { Volumes = spec.Volumes });
             await vm.SendAsync(new GuestCommand.Signal(12), CancellationToken.None);
-            Assert.Equal(new ConsoleFrame(ConsoleFrameKind.Info, "signal 12"), (await ReadAsync(vm, 1))[0]);
+            Assert.Equal(new ConsoleFrame(ConsoleFrameKind.Info, "signal 12"), (await ConsoleFrames.ReadAsync(vm, 1, Patience))[0]);
             var exit = await vm.StopAsync(TimeSpan.FromSeconds(10), CancellationToken.None);
             Assert.False(exit.Killed);
         }

@@ -43,11 +43,8 @@ public sealed class NodeAgentFakeTests : IAsyncLifetime
         var launcher = new FakeLauncher(Path.Combine(_dir, "instances"));
         var options = new AgentOptions
         {
-            Server = _server.Address,
-            NodeToken = _server.Host.NodeToken!,
             NodeName = "fake-node",
             DataDir = _dir,
-            GuestAssetsDir = _dir,
             MemoryBytes = 4L << 30,
             HeartbeatInterval = TimeSpan.FromMilliseconds(500),
             StopGrace = TimeSpan.FromMilliseconds(200),
@@ -143,7 +140,7 @@ public sealed class NodeAgentFakeTests : IAsyncLifetime
 
         var second = new NodeAgent(new AgentOptions
         {
-            Server = _server.Address, NodeToken = _server.Host.NodeToken!, NodeName = "fake-node", DataDir = _dir, GuestAssetsDir = _dir,
+            NodeName = "fake-node", DataDir = _dir,
         }, _node, new FakeDriver(driver.Host), _ => new FakeLauncher(Path.Combine(_dir, "instances")), _ => { });
         using var stop2 = new CancellationTokenSource();
         var run2 = Task.Run(() => second.RunAsync(stop2.Token));

@@ -7,9 +7,9 @@ namespace Trc.Cli.Tests.Commands;
 
 /// <summary>
 /// <c>trc edge --control-plane</c> against a real server: the edge opens listeners for the routes the
-/// control plane has, follows route changes as they are made, and routes by SNI with them. No instance
-/// runs yet (the scheduler's issue), so a routed connection ends as backend_unavailable; a name with
-/// no route ends as no_route, which tells the two apart.
+/// control plane has, follows route changes as they are made, and routes by SNI with them. No agent
+/// runs here, so the route has no instance and a routed connection ends as backend_unavailable; a
+/// name with no route ends as no_route, which tells the two apart.
 /// </summary>
 public sealed class EdgeFedTests(CliServerFixture server) : IClassFixture<CliServerFixture>
 {

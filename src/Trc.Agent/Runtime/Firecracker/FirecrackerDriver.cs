@@ -21,8 +21,7 @@ public sealed class FirecrackerDriver : IVmDriver
     private readonly FirecrackerOptions _options;
     private readonly Cgroups? _cgroups;
     private readonly TimeProvider _time;
-    private readonly SemaphoreSlim _probe = new(1, 1);
-    private DriverFingerprint? _fingerprint;
+    private readonly Once<DriverFingerprint> _fingerprint;
 
     /// <summary>A driver with these options; VMMs join cgroups made by <paramref name="cgroups"/> when given.</summary>
     public FirecrackerDriver(FirecrackerOptions options, Cgroups? cgroups = null, TimeProvider? time = null)
@@ -30,6 +29,7 @@ public sealed class FirecrackerDriver : IVmDriver
         _options = options;
         _cgroups = cgroups;
         _time = time ?? TimeProvider.System;
+        _fingerprint = new Once<DriverFingerprint>(ProbeAsync);
     }
 
     /// <summary>The driver's name: <c>firecracker</c>.</summary>
@@ -40,22 +40,7 @@ public sealed class FirecrackerDriver : IVmDriver
     /// vCPU and (with <see cref="FirecrackerOptions.ProbeKernel"/>) Firecracker boots a kernel;
     /// every probe is time-bounded. Computed once.
     /// </summary>
-    public async Task<DriverFingerprint> FingerprintAsync(CancellationToken ct)
-    {
-        if (_fingerprint is { } known)
-        {
-            return known;
-        }
-        await _probe.WaitAsync(ct).ConfigureAwait(false);
-        try
-        {
-            return _fingerprint ??= await ProbeAsync(ct).ConfigureAwait(false);
-        }
-        finally
-        {
-            _probe.Release();
-        }
-    }
+    public Task<DriverFingerprint> FingerprintAsync(CancellationToken ct) => _fingerprint.GetAsync(ct);
 
     private async Task<DriverFingerprint> ProbeAsync(CancellationToken ct)
     {

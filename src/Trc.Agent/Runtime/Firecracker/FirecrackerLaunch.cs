@@ -79,7 +79,7 @@ public static class FirecrackerLaunch
     public const string LogFileName = "firecracker.log";
 
     /// <summary>The recovery record in the state directory (shared name with the other drivers, which skip records not theirs).</summary>
-    public const string RecordFile = "vmm.json";
+    public const string RecordFile = VmStateFiles.Record;
 
     /// <summary>The API socket's name (in the jail's root, or the state directory).</summary>
     public const string ApiSocketName = "api.sock";

@@ -33,8 +33,6 @@ internal static class FirecrackerNative
     public const int ENxio = 6;
     public const int ENoSys = 38;
 
-    public const int SigKill = 9;
-    public const int SigTerm = 15;
 
     private const int FSetPipeSize = 1031;
     private const short PollIn = 0x1;
@@ -93,11 +91,22 @@ internal static class FirecrackerNative
     /// A non-blocking read: the byte count, 0 at end of file, or -1 when nothing is there yet
     /// (EAGAIN). Other errors throw; a closed handle throws <see cref="ObjectDisposedException"/>.
     /// </summary>
-    public static int ReadNonBlocking(SafeFileHandle fd, byte[] buffer) => Using(fd, raw =>
+    public static int ReadNonBlocking(SafeFileHandle fd, byte[] buffer) =>
+        Using(fd, raw => RetryNonBlocking(() => read(raw, buffer, buffer.Length), "console read"));
+
+    /// <summary>One write(2): the byte count, or -1 with EAGAIN. Other errors throw.</summary>
+    public static int WriteNonBlocking(SafeFileHandle fd, ReadOnlySpan<byte> bytes)
+    {
+        var copy = bytes.ToArray();
+        return Using(fd, raw => RetryNonBlocking(() => write(raw, copy, copy.Length), "console write"));
+    }
+
+    // One read(2) or write(2) on a non-blocking descriptor: retried on EINTR; -1 on EAGAIN.
+    private static int RetryNonBlocking(Func<nint> call, string what)
     {
         while (true)
         {
-            var n = read(raw, buffer, buffer.Length);
+            var n = call();
             if (n >= 0)
             {
                 return (int)n;
@@ -109,35 +118,9 @@ internal static class FirecrackerNative
             }
             if (errno != EIntr)
             {
-                throw new IOException($"console read failed: {Message(errno)}");
+                throw new IOException($"{what} failed: {Message(errno)}");
             }
         }
-    });
-
-    /// <summary>One write(2): the byte count, or -1 with EAGAIN. Other errors throw.</summary>
-    public static int WriteNonBlocking(SafeFileHandle fd, ReadOnlySpan<byte> bytes)
-    {
-        var copy = bytes.ToArray();
-        return Using(fd, raw =>
-        {
-            while (true)
-            {
-                var n = write(raw, copy, copy.Length);
-                if (n >= 0)
-                {
-                    return (int)n;
-                }
-                var errno = Marshal.GetLastPInvokeError();
-                if (errno == EAgain)
-                {
-                    return -1;
-                }
-                if (errno != EIntr)
-                {
-                    throw new IOException($"console write failed: {Message(errno)}");
-                }
-            }
-        });
     }
 
     // The descriptor number, kept from being closed (and reused for another file) while in use.
@@ -341,9 +324,6 @@ internal static class FirecrackerNative
     public static bool PidfdSignal(SafeFileHandle pidfd, int signal) =>
         Using(pidfd, raw => syscall(SysPidfdSendSignal, raw, signal, 0, 0) == 0);
 
-    /// <summary>kill(2); false when there is no such process.</summary>
-    public static bool Kill(int pid, int signal) => kill(pid, signal) == 0;
-
     [StructLayout(LayoutKind.Sequential)]
     private struct PollFd
     {
@@ -408,9 +388,6 @@ internal static class FirecrackerNative
 
     [DllImport("libc", SetLastError = true)]
     private static extern int chown([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int owner, int group);
-
-    [DllImport("libc", SetLastError = true)]
-    private static extern int kill(int pid, int signal);
 
     [DllImport("libc", SetLastError = true)]
     private static extern int waitpid(int pid, out int status, int options);

@@ -123,8 +123,8 @@ internal sealed class VmmProcess : IDisposable
                 return false;
             }
             return _pidfd is not null
-                ? FirecrackerNative.PidfdSignal(_pidfd, FirecrackerNative.SigKill)
-                : Process.Signal(FirecrackerNative.SigKill);
+                ? FirecrackerNative.PidfdSignal(_pidfd, HostProcess.SigKill)
+                : Process.Signal(HostProcess.SigKill);
         }
     }
 

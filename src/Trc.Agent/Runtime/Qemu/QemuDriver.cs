@@ -13,35 +13,26 @@ namespace Trc.Agent.Runtime.Qemu;
 /// directory, which is how <see cref="RecoverAsync"/> adopts it after an agent restart.
 /// </summary>
 [SupportedOSPlatform("linux")]
-public sealed class QemuDriver(QemuOptions options, Cgroups? cgroups = null) : IVmDriver
+public sealed class QemuDriver : IVmDriver
 {
-    private DriverFingerprint? _fingerprint;
+    private readonly QemuOptions options;
+    private readonly Cgroups? cgroups;
+    private readonly Once<DriverFingerprint> _fingerprint;
     private long? _tscKhz;
-    private readonly SemaphoreSlim _probe = new(1, 1);
 
-    /// <summary>The name of the record file in a VM's state directory.</summary>
-    public const string RecordFile = "vmm.json";
+    /// <summary>A driver with these options; VMMs join cgroups made by <paramref name="cgroups"/> when given.</summary>
+    public QemuDriver(QemuOptions options, Cgroups? cgroups = null)
+    {
+        this.options = options;
+        this.cgroups = cgroups;
+        _fingerprint = new Once<DriverFingerprint>(ProbeAsync);
+    }
 
     /// <inheritdoc />
     public string Name => "qemu";
 
     /// <inheritdoc />
-    public async Task<DriverFingerprint> FingerprintAsync(CancellationToken ct)
-    {
-        if (_fingerprint is { } known)
-        {
-            return known;
-        }
-        await _probe.WaitAsync(ct).ConfigureAwait(false);
-        try
-        {
-            return _fingerprint ??= await ProbeAsync(ct).ConfigureAwait(false);
-        }
-        finally
-        {
-            _probe.Release();
-        }
-    }
+    public Task<DriverFingerprint> FingerprintAsync(CancellationToken ct) => _fingerprint.GetAsync(ct);
 
     private async Task<DriverFingerprint> ProbeAsync(CancellationToken ct)
     {
@@ -168,7 +159,7 @@ public sealed class QemuDriver(QemuOptions options, Cgroups? cgroups = null) : I
         }
         foreach (var dir in Directory.EnumerateDirectories(instancesDir))
         {
-            var record = Path.Combine(dir, RecordFile);
+            var record = Path.Combine(dir, VmStateFiles.Record);
             if (!File.Exists(record))
             {
                 continue;
@@ -209,7 +200,7 @@ public sealed class QemuDriver(QemuOptions options, Cgroups? cgroups = null) : I
 
     private async Task WriteRecordAsync(VmSpec spec, HostProcess process, CancellationToken ct)
     {
-        var path = Path.Combine(spec.StateDir, RecordFile);
+        var path = Path.Combine(spec.StateDir, VmStateFiles.Record);
         var tmp = path + ".tmp";
         await File.WriteAllTextAsync(tmp, JsonSerializer.Serialize(new VmmRecord(Name, process.Pid, process.StartTicks, spec), RecordJson), ct).ConfigureAwait(false);
         File.Move(tmp, path, overwrite: true);
