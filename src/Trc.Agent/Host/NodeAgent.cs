@@ -214,16 +214,6 @@ public sealed class NodeAgent
         var want = wanted.ToDictionary(i => i.Id);
         lock (_gate)
         {
-            // Forget supervisors that finished.
-            foreach (var (id, done) in _supervisors.Where(kv => kv.Value.Completion.IsCompleted).ToList())
-            {
-                _supervisors.Remove(id);
-                if (done.Stopped)
-                {
-                    _launcher!.Remove(id);
-                    _states!.Forget(id);
-                }
-            }
             foreach (var (id, instance) in want)
             {
                 if (_supervisors.ContainsKey(id))
@@ -277,9 +267,11 @@ public sealed class NodeAgent
     {
         lock (_gate)
         {
+            // A stopped instance never runs again (instance ids are not reused): forget it.
             if (_supervisors.TryGetValue(id, out var current) && current == supervisor && supervisor.Stopped)
             {
                 _supervisors.Remove(id);
+                _states!.Forget(id);
                 try
                 {
                     _launcher!.Remove(id);
