@@ -13,21 +13,6 @@
 
 static int is_key_byte(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; }
 
-static int key_is(const unsigned char *key, size_t klen, const char *name)
-{
-    return strlen(name) == klen && memcmp(key, name, klen) == 0;
-}
-
-/* A text value: valid UTF-8 without NUL bytes. */
-static int check_text(const char *key, const unsigned char *v, size_t len, size_t at, char *err, size_t errlen)
-{
-    if (memchr(v, 0, len))
-        return ERR("offset %zu: %s: contains a NUL byte", at, key);
-    if (!utf8_valid(v, len))
-        return ERR("offset %zu: %s: not valid UTF-8", at, key);
-    return 0;
-}
-
 static int check_env(const unsigned char *v, size_t len, size_t at, char *err, size_t errlen)
 {
     const unsigned char *eq = memchr(v, '=', len);
@@ -91,119 +76,124 @@ bad:
     return ERR("offset %zu: volume: not 1 to 63 letters, digits, '-', '_' or '.', not starting with '.'", at);
 }
 
-static int push(char ***list, size_t *n, char *value)
+/* Appends a list record's value, unless the list is full. */
+static int list_add(const char *key, char ***list, size_t *n, size_t max, char *value, size_t at, char *err, size_t errlen)
 {
+    if (*n == max)
+        return ERR("offset %zu: more than %zu %s records", at, max, key);
     if ((*n & (*n - 1)) == 0) /* grow at powers of two */
         *list = xrealloc(*list, (*n ? *n * 2 : 1) * sizeof **list);
     (*list)[(*n)++] = value;
     return 0;
 }
 
-/* One known record. v is NUL-terminated in place (its '\n' replaced). at is the header's offset. */
-static int apply(struct config *cfg, const unsigned char *key, size_t klen, unsigned char *v, size_t len, size_t at,
-                 char *err, size_t errlen)
+/* The field of a key that may appear once (it holds the record's text once seen), or NULL. */
+static const char **once_field(struct config *cfg, const char *key)
 {
-    char *s = (char *)v;
-    if (key_is(key, klen, "arg")) {
-        if (check_text("arg", v, len, at, err, errlen))
-            return -1;
+    return strcmp(key, "workdir") == 0    ? &cfg->workdir
+           : strcmp(key, "user") == 0     ? &cfg->user
+           : strcmp(key, "hostname") == 0 ? &cfg->hostname
+           : strcmp(key, "ipv6") == 0     ? &cfg->ipv6_text
+           : strcmp(key, "gateway") == 0  ? &cfg->gateway_text
+           : strcmp(key, "mtu") == 0      ? &cfg->mtu_text
+           : strcmp(key, "secrets") == 0  ? &cfg->secrets
+                                          : NULL;
+}
+
+/* A text value: valid UTF-8 without NUL bytes. */
+static int check_text(const char *key, const char *v, size_t len, size_t at, char *err, size_t errlen)
+{
+    if (memchr(v, 0, len))
+        return ERR("offset %zu: %s: contains a NUL byte", at, key);
+    if (!utf8_valid((const unsigned char *)v, len))
+        return ERR("offset %zu: %s: not valid UTF-8", at, key);
+    return 0;
+}
+
+/* An arg, env or volume record. */
+static int apply_list(struct config *cfg, const char *key, char *v, size_t len, size_t at, char *err, size_t errlen)
+{
+    const unsigned char *u = (const unsigned char *)v;
+    if (check_text(key, v, len, at, err, errlen))
+        return -1;
+    if (strcmp(key, "arg") == 0) {
         if (cfg->nargs == 0 && len == 0)
             return ERR("offset %zu: arg: the first arg (the program) is empty", at);
-        if (cfg->nargs == CONFIG_MAX_LIST)
-            return ERR("offset %zu: more than %d arg records", at, CONFIG_MAX_LIST);
-        return push(&cfg->args, &cfg->nargs, s);
+        return list_add(key, &cfg->args, &cfg->nargs, CONFIG_MAX_LIST, v, at, err, errlen);
     }
-    if (key_is(key, klen, "env")) {
-        if (check_text("env", v, len, at, err, errlen) || check_env(v, len, at, err, errlen))
+    if (strcmp(key, "env") == 0) {
+        if (check_env(u, len, at, err, errlen))
             return -1;
-        if (cfg->nenv == CONFIG_MAX_LIST)
-            return ERR("offset %zu: more than %d env records", at, CONFIG_MAX_LIST);
-        return push(&cfg->env, &cfg->nenv, s);
+        return list_add(key, &cfg->env, &cfg->nenv, CONFIG_MAX_LIST, v, at, err, errlen);
     }
-    if (key_is(key, klen, "volume")) {
-        if (check_text("volume", v, len, at, err, errlen) || check_volume(v, len, at, err, errlen))
-            return -1;
-        if (cfg->nvolumes == CONFIG_MAX_VOLUMES)
-            return ERR("offset %zu: more than %d volume records", at, CONFIG_MAX_VOLUMES);
-        for (size_t i = 0; i < cfg->nvolumes; i++)
-            if (strcmp(cfg->volumes[i], s) == 0)
-                return ERR("offset %zu: volume: duplicate name", at);
-        cfg->volumes[cfg->nvolumes++] = s;
-        return 0;
-    }
+    if (check_volume(u, len, at, err, errlen))
+        return -1;
+    for (size_t i = 0; i < cfg->nvolumes; i++)
+        if (strcmp(cfg->volumes[i], v) == 0)
+            return ERR("offset %zu: volume: duplicate name", at);
+    return list_add(key, &cfg->volumes, &cfg->nvolumes, CONFIG_MAX_VOLUMES, v, at, err, errlen);
+}
 
-    /* The rest appear at most once. */
-    const void *seen;
-    if (key_is(key, klen, "workdir"))
-        seen = cfg->workdir;
-    else if (key_is(key, klen, "user"))
-        seen = cfg->user;
-    else if (key_is(key, klen, "hostname"))
-        seen = cfg->hostname;
-    else if (key_is(key, klen, "ipv6"))
-        seen = cfg->ipv6_text;
-    else if (key_is(key, klen, "gateway"))
-        seen = cfg->gateway_text;
-    else if (key_is(key, klen, "mtu"))
-        seen = cfg->mtu ? "" : NULL;
-    else if (key_is(key, klen, "secrets"))
-        seen = cfg->secrets;
-    else
+/* One record. v is NUL-terminated in place (its '\n' replaced). at is the header's offset. The checks
+   run in the same order as GuestConfigReader's, so both report the same first problem. */
+static int apply(struct config *cfg, const char *key, char *v, size_t len, size_t at, char *err, size_t errlen)
+{
+    if (strcmp(key, "arg") == 0 || strcmp(key, "env") == 0 || strcmp(key, "volume") == 0)
+        return apply_list(cfg, key, v, len, at, err, errlen);
+    const char **once = once_field(cfg, key);
+    if (!once)
         return 0; /* unknown keys are ignored, so new ones can be added */
-    if (seen)
-        return ERR("offset %zu: duplicate %.*s record", at, (int)klen, (const char *)key);
-
-    if (key_is(key, klen, "secrets")) {
-        cfg->secrets = v; /* any bytes */
+    if (*once)
+        return ERR("offset %zu: duplicate %s record", at, key);
+    if (once == &cfg->secrets) { /* any bytes */
+        cfg->secrets = v;
         cfg->secrets_len = len;
         return 0;
     }
-    char name[CONFIG_MAX_KEY + 1];
-    memcpy(name, key, klen);
-    name[klen] = 0;
-    if (check_text(name, v, len, at, err, errlen))
+    if (check_text(key, v, len, at, err, errlen))
         return -1;
 
-    if (key_is(key, klen, "workdir")) {
+    if (once == &cfg->workdir) {
         if (len == 0 || v[0] != '/')
             return ERR("offset %zu: workdir: not an absolute path", at);
-        if (len > 4095)
-            return ERR("offset %zu: workdir: longer than 4095 bytes", at);
-        cfg->workdir = s;
-    } else if (key_is(key, klen, "user")) {
-        if (check_user(v, len, at, err, errlen))
+        if (len > CONFIG_MAX_WORKDIR)
+            return ERR("offset %zu: workdir: longer than %d bytes", at, CONFIG_MAX_WORKDIR);
+    } else if (once == &cfg->user) {
+        if (check_user((const unsigned char *)v, len, at, err, errlen))
             return -1;
-        cfg->user = s;
-    } else if (key_is(key, klen, "hostname")) {
-        if (check_hostname(v, len, at, err, errlen))
+    } else if (once == &cfg->hostname) {
+        if (check_hostname((const unsigned char *)v, len, at, err, errlen))
             return -1;
-        cfg->hostname = s;
-    } else if (key_is(key, klen, "ipv6")) {
-        const char *slash = memchr(s, '/', len);
+    } else if (once == &cfg->ipv6_text) {
+        const char *slash = memchr(v, '/', len);
         unsigned long long prefix;
-        if (!slash || parse_ipv6(s, (size_t)(slash - s), &cfg->ipv6) ||
-            parse_decimal(slash + 1, len - (size_t)(slash - s) - 1, 3, &prefix) || prefix < 1 || prefix > 128)
+        if (!slash || parse_ipv6(v, (size_t)(slash - v), &cfg->ipv6) ||
+            parse_decimal(slash + 1, len - (size_t)(slash - v) - 1, 3, &prefix) || prefix < 1 || prefix > 128)
             return ERR("offset %zu: ipv6: not ADDRESS/PREFIX", at);
         cfg->ipv6_prefix = (unsigned)prefix;
-        cfg->ipv6_text = s;
-    } else if (key_is(key, klen, "gateway")) {
-        if (parse_ipv6(s, len, &cfg->gateway))
+    } else if (once == &cfg->gateway_text) {
+        if (parse_ipv6(v, len, &cfg->gateway))
             return ERR("offset %zu: gateway: not an IPv6 address", at);
-        cfg->gateway_text = s;
-    } else if (key_is(key, klen, "mtu")) {
+    } else { /* mtu */
         unsigned long long mtu;
-        if (parse_decimal(s, len, 5, &mtu) || mtu < 1280 || mtu > 65535)
+        if (parse_decimal(v, len, 5, &mtu) || mtu < 1280 || mtu > 65535)
             return ERR("offset %zu: mtu: not a number from 1280 to 65535", at);
         cfg->mtu = (unsigned)mtu;
     }
+    *once = v;
     return 0;
+}
+
+static int too_large(char *err, size_t errlen)
+{
+    return ERR("offset %u: the disk is larger than %u bytes", CONFIG_MAX_DISK, CONFIG_MAX_DISK);
 }
 
 int config_parse(unsigned char *disk, size_t len, struct config *cfg, char *err, size_t errlen)
 {
     memset(cfg, 0, sizeof *cfg);
     if (len > CONFIG_MAX_DISK)
-        return ERR("offset %u: the disk is larger than %u bytes", CONFIG_MAX_DISK, CONFIG_MAX_DISK);
+        return too_large(err, errlen);
     if (len < CONFIG_MAGIC_LEN || memcmp(disk, CONFIG_MAGIC, CONFIG_MAGIC_LEN) != 0)
         return ERR("offset 0: not a trc config disk (bad magic)");
 
@@ -231,16 +221,16 @@ int config_parse(unsigned char *disk, size_t len, struct config *cfg, char *err,
             return ERR("offset %zu: malformed record header", pos);
         if (vlen > CONFIG_MAX_RECORD)
             return ERR("offset %zu: record length %llu is over %u", pos, vlen, CONFIG_MAX_RECORD);
-        const unsigned char *key = disk + pos;
+        char key[CONFIG_MAX_KEY + 1];
+        memcpy(key, disk + pos, klen);
+        key[klen] = 0;
         size_t value = i + 1;
         if (len - value < vlen + 1)
-            return ERR("offset %zu: record '%.*s' of %llu bytes runs past the end of the disk", pos, (int)klen,
-                       (const char *)key, vlen);
+            return ERR("offset %zu: record '%s' of %llu bytes runs past the end of the disk", pos, key, vlen);
         if (disk[value + vlen] != '\n')
-            return ERR("offset %zu: record '%.*s' does not end with a newline", value + (size_t)vlen, (int)klen,
-                       (const char *)key);
+            return ERR("offset %zu: record '%s' does not end with a newline", value + (size_t)vlen, key);
 
-        if (key_is(key, klen, "end")) {
+        if (strcmp(key, "end") == 0) {
             if (vlen != 0)
                 return ERR("offset %zu: the end record is not empty", pos);
             for (size_t k = value + 1; k < len; k++)
@@ -253,16 +243,35 @@ int config_parse(unsigned char *disk, size_t len, struct config *cfg, char *err,
             return 0;
         }
         disk[value + vlen] = 0;
-        if (apply(cfg, key, klen, disk + value, (size_t)vlen, pos, err, errlen))
+        if (apply(cfg, key, (char *)disk + value, (size_t)vlen, pos, err, errlen))
             return -1;
         pos = value + (size_t)vlen + 1;
     }
+}
+
+int config_load(const char *path, unsigned char **disk, struct config *cfg, char *err, size_t errlen)
+{
+    ssize_t len = read_file(path, CONFIG_MAX_DISK, disk);
+    if (len < 0 && errno == EFBIG)
+        return too_large(err, errlen);
+    if (len < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -2;
+    }
+    if (config_parse(*disk, (size_t)len, cfg, err, errlen) < 0) {
+        config_free(cfg);
+        free(*disk);
+        *disk = NULL;
+        return -1;
+    }
+    return 0;
 }
 
 void config_free(struct config *cfg)
 {
     free(cfg->args);
     free(cfg->env);
+    free(cfg->volumes);
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -278,20 +287,15 @@ static void print_hex(const char *key, const char *s)
 static int check_one(const char *path)
 {
     unsigned char *disk;
-    ssize_t len = read_file(path, CONFIG_MAX_DISK + 1, &disk);
-    if (len < 0 && errno == EFBIG) {
-        printf("error: offset %u: the disk is larger than %u bytes\n", CONFIG_MAX_DISK, CONFIG_MAX_DISK);
-        return 1;
-    }
-    if (len < 0) {
-        fprintf(stderr, "init: %s: %s\n", path, strerror(errno));
-        return 2;
-    }
     struct config cfg;
     char err[256];
-    if (config_parse(disk, (size_t)len, &cfg, err, sizeof err)) {
+    int rc = config_load(path, &disk, &cfg, err, sizeof err);
+    if (rc == -2) {
+        fprintf(stderr, "init: %s\n", err);
+        return 2;
+    }
+    if (rc < 0) {
         printf("error: %s\n", err);
-        free(disk);
         return 1;
     }
     printf("ok\n");

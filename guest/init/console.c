@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,8 +57,7 @@ void console_open(void)
     }
 }
 
-/* One frame is one write: RS, the type letter, a space, the payload, LF. */
-static void emit(char type, const char *payload, size_t len)
+void frame_bytes(char type, const char *payload, size_t len)
 {
     static char buf[OUTPUT_LINE_MAX + 16];
     if (console < 0)
@@ -72,8 +72,6 @@ static void emit(char type, const char *payload, size_t len)
     write_all(console, buf, len + 4);
 }
 
-void frame_bytes(char type, const char *data, size_t len) { emit(type, data, len); }
-
 static void vframe(char type, const char *fmt, va_list ap)
 {
     char text[1024];
@@ -84,7 +82,7 @@ static void vframe(char type, const char *fmt, va_list ap)
     for (size_t i = 0; i < len; i++)
         if (text[i] == '\n' || text[i] == '\r')
             text[i] = ' ';
-    emit(type, text, len);
+    frame_bytes(type, text, len);
 }
 
 void frame_text(char type, const char *fmt, ...)
@@ -92,14 +90,6 @@ void frame_text(char type, const char *fmt, ...)
     va_list ap;
     va_start(ap, fmt);
     vframe(type, fmt, ap);
-    va_end(ap);
-}
-
-void info(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vframe('I', fmt, ap);
     va_end(ap);
 }
 

@@ -3,7 +3,6 @@
 #define TRC_INIT_H
 
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -15,18 +14,22 @@
 #define CONFIG_MAX_KEY 32
 #define CONFIG_MAX_LIST 65536         /* arg and env records each */
 #define CONFIG_MAX_VOLUMES 16         /* vdd .. vds */
+#define CONFIG_MAX_WORKDIR 4095
 #define DEFAULT_MTU 1420
 
 #define FRAME_RS '\x1e'
 #define OUTPUT_LINE_MAX 8192          /* app output lines are split at this many bytes */
 
 /* The parsed config disk. Strings point into the disk buffer (each value's '\n' terminator is
-   replaced by a NUL), so the buffer must outlive the config. */
+   replaced by a NUL), so the buffer must outlive the config. A record that may appear once is
+   present when its text is not NULL. */
 struct config {
     char **args;
     size_t nargs;
     char **env;
     size_t nenv;
+    char **volumes;
+    size_t nvolumes;
     const char *workdir;   /* NULL: "/" */
     const char *user;      /* NULL: root */
     const char *hostname;  /* NULL: leave the kernel's */
@@ -35,16 +38,19 @@ struct config {
     unsigned ipv6_prefix;
     const char *gateway_text;
     struct in6_addr gateway;
+    const char *mtu_text;
     unsigned mtu;          /* 0: DEFAULT_MTU */
-    const unsigned char *secrets; /* NULL: no secrets file */
+    const char *secrets;   /* NULL: no secrets file; any bytes */
     size_t secrets_len;
-    const char *volumes[CONFIG_MAX_VOLUMES];
-    size_t nvolumes;
 };
 
 /* config.c */
 /* Parses a whole config disk. On error, returns -1 with "offset N: ..." in err (never a value). */
 int config_parse(unsigned char *disk, size_t len, struct config *cfg, char *err, size_t errlen);
+/* Reads and parses the config disk at path; *disk must outlive cfg. Returns 0; -1 with "offset N: ..."
+   in err when the disk is refused (nothing is left allocated); -2 with "PATH: reason" when it cannot
+   be read. */
+int config_load(const char *path, unsigned char **disk, struct config *cfg, char *err, size_t errlen);
 void config_free(struct config *cfg);
 /* Host-side check mode (init --check-config FILE...): prints the parsed records; used by the tests. */
 int config_check_main(int nfiles, char **files);
@@ -55,9 +61,11 @@ int tsc_khz_main(void);
 /* console.c */
 void console_open(void);
 int console_fd(void);
-void frame_text(char type, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* One frame, one write: RS, the type letter, a space, the payload (cut at OUTPUT_LINE_MAX), LF. */
 void frame_bytes(char type, const char *data, size_t len);
-void info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A frame of formatted text; CR and LF in it become spaces, so it stays one line. */
+void frame_text(char type, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define info(...) frame_text('I', __VA_ARGS__)
 void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 void power_off(void) __attribute__((noreturn));
 

@@ -13,16 +13,10 @@ static void read_config(struct config *cfg)
 {
     if (wait_for_path(CONFIG_DEVICE, 5000) < 0)
         fatal("no config disk (%s)", CONFIG_DEVICE);
-    unsigned char *disk;
-    ssize_t len = read_file(CONFIG_DEVICE, CONFIG_MAX_DISK, &disk);
-    if (len < 0 && errno == EFBIG)
-        fatal("config: offset %u: the disk is larger than %u bytes", CONFIG_MAX_DISK, CONFIG_MAX_DISK);
-    if (len < 0)
-        fatal("config: %s: %s", CONFIG_DEVICE, strerror(errno));
+    unsigned char *disk; /* stays allocated: cfg points into it */
     char err[256];
-    if (config_parse(disk, (size_t)len, cfg, err, sizeof err) < 0)
+    if (config_load(CONFIG_DEVICE, &disk, cfg, err, sizeof err) < 0)
         fatal("config: %s", err);
-    /* disk stays allocated: cfg points into it */
 }
 
 int main(int argc, char **argv)

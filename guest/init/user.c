@@ -26,22 +26,16 @@ static size_t split(char *line, char **fields, size_t max)
     return n;
 }
 
+/* A uid or gid as runc reads it: decimal, leading zeros allowed ("0010" is 10), at most 2^32 - 2
+   ((uid_t)-1 means "no change" to setuid). */
 static int numeric(const char *s, unsigned long long *out)
 {
-    /* Leading zeros are allowed here ("0010" is uid 10, as runc reads it). */
     size_t len = strlen(s);
-    if (len == 0 || len > 10)
-        return -1;
-    unsigned long long v = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (unsigned)(s[i] - '0');
+    while (len > 1 && *s == '0') {
+        s++;
+        len--;
     }
-    if (v > 4294967294ull) /* (uid_t)-1 means "no change" to setuid */
-        return -1;
-    *out = v;
-    return 0;
+    return parse_decimal(s, len, 10, out) == 0 && *out <= 4294967294ull ? 0 : -1;
 }
 
 /* Iterates over the lines of a database file; the callback returns nonzero to stop. */

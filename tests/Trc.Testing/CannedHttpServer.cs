@@ -11,21 +11,18 @@ namespace Trc.Testing;
 /// </summary>
 public sealed class CannedHttpServer : IAsyncDisposable
 {
-    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
     private readonly Func<string, string> _respond;
-    private readonly CancellationTokenSource _stop = new();
-    private readonly Task _accept;
+    private readonly LoopbackListener _listener;
     private int _requests;
 
     /// <param name="respond">The whole response (status line, headers, body) for a request's header block.</param>
     public CannedHttpServer(Func<string, string> respond)
     {
         _respond = respond;
-        _listener.Start();
-        _accept = Task.Run(AcceptLoopAsync);
+        _listener = new LoopbackListener(IPAddress.Loopback, ServeAsync);
     }
 
-    public Uri Address => new($"http://127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}/");
+    public Uri Address => new($"http://127.0.0.1:{_listener.EndPoint.Port}/");
 
     /// <summary>The address without the final slash, as a user types it.</summary>
     public string Url => Address.ToString().TrimEnd('/');
@@ -37,24 +34,7 @@ public sealed class CannedHttpServer : IAsyncDisposable
     public static string Response(string statusLine, string contentType, string body, string extraHeaders = "") =>
         $"HTTP/1.1 {statusLine}\r\nContent-Type: {contentType}\r\nContent-Length: {Encoding.UTF8.GetByteCount(body)}\r\nConnection: close\r\n{extraHeaders}\r\n{body}";
 
-    private async Task AcceptLoopAsync()
-    {
-        while (!_stop.IsCancellationRequested)
-        {
-            TcpClient client;
-            try
-            {
-                client = await _listener.AcceptTcpClientAsync(_stop.Token);
-            }
-            catch (Exception) when (_stop.IsCancellationRequested)
-            {
-                return;
-            }
-            _ = ServeAsync(client);
-        }
-    }
-
-    private async Task ServeAsync(TcpClient client)
+    private async Task ServeAsync(TcpClient client, CancellationToken ct)
     {
         using (client)
         {
@@ -65,7 +45,7 @@ public sealed class CannedHttpServer : IAsyncDisposable
                 var buffer = new byte[4096];
                 while (!request.ToString().Contains("\r\n\r\n", StringComparison.Ordinal))
                 {
-                    var n = await stream.ReadAsync(buffer, _stop.Token);
+                    var n = await stream.ReadAsync(buffer, ct);
                     if (n == 0)
                     {
                         return;
@@ -73,8 +53,8 @@ public sealed class CannedHttpServer : IAsyncDisposable
                     request.Append(Encoding.ASCII.GetString(buffer, 0, n));
                 }
                 Interlocked.Increment(ref _requests);
-                await stream.WriteAsync(Encoding.UTF8.GetBytes(_respond(request.ToString())), _stop.Token);
-                await stream.FlushAsync(_stop.Token);
+                await stream.WriteAsync(Encoding.UTF8.GetBytes(_respond(request.ToString())), ct);
+                await stream.FlushAsync(ct);
             }
             catch (Exception)
             {
@@ -83,17 +63,5 @@ public sealed class CannedHttpServer : IAsyncDisposable
         }
     }
 
-    public async ValueTask DisposeAsync()
-    {
-        await _stop.CancelAsync();
-        _listener.Stop();
-        try
-        {
-            await _accept;
-        }
-        catch (OperationCanceledException)
-        {
-        }
-        _stop.Dispose();
-    }
+    public ValueTask DisposeAsync() => _listener.DisposeAsync();
 }

@@ -10,23 +10,20 @@ namespace Trc.Testing;
 /// </summary>
 public sealed class TcpProxy : IAsyncDisposable
 {
-    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
     private readonly string _targetHost;
     private readonly int _targetPort;
     private readonly List<(TcpClient Client, TcpClient Server)> _pairs = [];
-    private readonly CancellationTokenSource _stop = new();
-    private readonly Task _accept;
+    private readonly LoopbackListener _listener;
     private int _accepted;
 
     public TcpProxy(string targetHost, int targetPort)
     {
         _targetHost = targetHost;
         _targetPort = targetPort;
-        _listener.Start();
-        _accept = Task.Run(AcceptLoopAsync);
+        _listener = new LoopbackListener(IPAddress.Loopback, ProxyAsync);
     }
 
-    public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
+    public int Port => _listener.EndPoint.Port;
 
     /// <summary>The proxy as an http:// base address.</summary>
     public Uri Address => new($"http://127.0.0.1:{Port}/");
@@ -60,39 +57,37 @@ public sealed class TcpProxy : IAsyncDisposable
         }
     }
 
-    private async Task AcceptLoopAsync()
+    private async Task ProxyAsync(TcpClient client, CancellationToken ct)
     {
-        while (!_stop.IsCancellationRequested)
+        var server = new TcpClient();
+        try
         {
-            TcpClient client;
-            try
-            {
-                client = await _listener.AcceptTcpClientAsync(_stop.Token);
-            }
-            catch (Exception) when (_stop.IsCancellationRequested)
-            {
-                return;
-            }
-            var server = new TcpClient();
-            await server.ConnectAsync(_targetHost, _targetPort);
-            lock (_pairs)
-            {
-                _pairs.Add((client, server));
-            }
-            Interlocked.Increment(ref _accepted);
-            _ = PumpAsync(client.GetStream(), server.GetStream(), fromServer: false);
-            _ = PumpAsync(server.GetStream(), client.GetStream(), fromServer: true);
+            await server.ConnectAsync(_targetHost, _targetPort, ct);
         }
+        catch (Exception)
+        {
+            // The target is down, or the proxy is stopping: the client sees its connection closed.
+            server.Dispose();
+            client.Dispose();
+            return;
+        }
+        lock (_pairs)
+        {
+            _pairs.Add((client, server));
+        }
+        Interlocked.Increment(ref _accepted);
+        _ = PumpAsync(client.GetStream(), server.GetStream(), fromServer: false, ct);
+        _ = PumpAsync(server.GetStream(), client.GetStream(), fromServer: true, ct);
     }
 
-    private async Task PumpAsync(Stream from, Stream to, bool fromServer)
+    private async Task PumpAsync(Stream from, Stream to, bool fromServer, CancellationToken ct)
     {
         var buffer = new byte[16384];
         try
         {
             while (true)
             {
-                var n = await from.ReadAsync(buffer, _stop.Token);
+                var n = await from.ReadAsync(buffer, ct);
                 if (n == 0)
                 {
                     break;
@@ -101,7 +96,7 @@ public sealed class TcpProxy : IAsyncDisposable
                 {
                     continue;
                 }
-                await to.WriteAsync(buffer.AsMemory(0, n), _stop.Token);
+                await to.WriteAsync(buffer.AsMemory(0, n), ct);
             }
         }
         catch (Exception)
@@ -112,15 +107,7 @@ public sealed class TcpProxy : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await _stop.CancelAsync();
-        _listener.Stop();
+        await _listener.DisposeAsync();
         CutAll();
-        try
-        {
-            await _accept;
-        }
-        catch (OperationCanceledException)
-        {
-        }
     }
 }

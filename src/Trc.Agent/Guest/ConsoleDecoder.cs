@@ -38,7 +38,6 @@ public sealed class ConsoleDecoder
                 else
                 {
                     chunk[..room].CopyTo(_line.AsSpan(_length));
-                    _length = MaxLineBytes;
                     frames.Add(Parse(_line, truncated: true));
                     _overflowed = true;
                     _length = 0;

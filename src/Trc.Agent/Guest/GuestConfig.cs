@@ -66,12 +66,13 @@ public sealed record GuestConfig
 
     private bool PrintMembers(StringBuilder builder)
     {
-        builder.Append(CultureInfo.InvariantCulture, $"Args = [{string.Join(", ", Args)}], ");
-        builder.Append(CultureInfo.InvariantCulture, $"Env = [{string.Join(", ", Env.Select(e => e.Split('=')[0]))}] (values not shown), ");
+        // Null lists and entries are shown, not thrown on: this describes configs the writer refuses too.
+        builder.Append(CultureInfo.InvariantCulture, $"Args = [{string.Join(", ", Args ?? [])}], ");
+        builder.Append(CultureInfo.InvariantCulture, $"Env = [{string.Join(", ", (Env ?? []).Select(e => e?.Split('=')[0]))}] (values not shown), ");
         builder.Append(CultureInfo.InvariantCulture, $"WorkDir = {WorkDir}, User = {User}, Hostname = {Hostname}, ");
         builder.Append(CultureInfo.InvariantCulture, $"Ipv6 = {Ipv6}, Gateway = {Gateway}, Mtu = {Mtu}, ");
         builder.Append(CultureInfo.InvariantCulture, $"Secrets = {(Secrets is null ? "none" : $"{Secrets.Length} bytes")}, ");
-        builder.Append(CultureInfo.InvariantCulture, $"Volumes = [{string.Join(", ", Volumes)}]");
+        builder.Append(CultureInfo.InvariantCulture, $"Volumes = [{string.Join(", ", Volumes ?? [])}]");
         return true;
     }
 }

@@ -1,5 +1,6 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
+using System.Net;
 using System.Text;
 
 namespace Trc.Agent.Guest;
@@ -142,7 +143,7 @@ public static class GuestConfigReader
         public readonly List<string> Volumes = [];
         public string? WorkDir, User, Hostname;
         public GuestIpv6Address? Ipv6;
-        public System.Net.IPAddress? Gateway;
+        public IPAddress? Gateway;
         public int? Mtu;
         public byte[]? Secrets;
 
@@ -160,56 +161,16 @@ public static class GuestConfigReader
             Volumes = Volumes,
         };
 
-        /// <summary>One record; returns init's message (without the offset) when it is refused.</summary>
+        /// <summary>
+        /// One record; returns init's message (without the offset) when it is refused. The checks run
+        /// in init's order (guest/init/config.c, apply), so both report the same first problem.
+        /// </summary>
         public string? Apply(string key, ReadOnlySpan<byte> v)
         {
-            switch (key)
+            if (key is "arg" or "env" or "volume")
             {
-                case "arg":
-                    if (GuestConfigRules.Text(v) is { } argText)
-                    {
-                        return $"arg: {argText}";
-                    }
-                    if (Args.Count == 0 && v.IsEmpty)
-                    {
-                        return "arg: the first arg (the program) is empty";
-                    }
-                    if (Args.Count == GuestConfigLimits.MaxListRecords)
-                    {
-                        return $"more than {GuestConfigLimits.MaxListRecords} arg records";
-                    }
-                    Args.Add(Encoding.UTF8.GetString(v));
-                    return null;
-                case "env":
-                    if ((GuestConfigRules.Text(v) ?? GuestConfigRules.Env(v)) is { } envText)
-                    {
-                        return $"env: {envText}";
-                    }
-                    if (Env.Count == GuestConfigLimits.MaxListRecords)
-                    {
-                        return $"more than {GuestConfigLimits.MaxListRecords} env records";
-                    }
-                    Env.Add(Encoding.UTF8.GetString(v));
-                    return null;
-                case "volume":
-                    if ((GuestConfigRules.Text(v) ?? GuestConfigRules.Volume(v)) is { } volumeText)
-                    {
-                        return $"volume: {volumeText}";
-                    }
-                    if (Volumes.Count == GuestConfigLimits.MaxVolumes)
-                    {
-                        return $"more than {GuestConfigLimits.MaxVolumes} volume records";
-                    }
-                    var name = Encoding.ASCII.GetString(v);
-                    if (Volumes.Contains(name))
-                    {
-                        return "volume: duplicate name";
-                    }
-                    Volumes.Add(name);
-                    return null;
+                return ApplyList(key, v);
             }
-
-            // The rest appear at most once.
             bool seen;
             switch (key)
             {
@@ -228,36 +189,25 @@ public static class GuestConfigReader
             }
             if (key == "secrets")
             {
-                Secrets = v.ToArray();
+                Secrets = v.ToArray(); // any bytes
                 return null;
             }
             if (GuestConfigRules.Text(v) is { } text)
             {
                 return $"{key}: {text}";
             }
+            // Set, then checked: a refused record ends the parse, so a refused value is never read.
             switch (key)
             {
                 case "workdir":
-                    if (GuestConfigRules.WorkDir(v) is { } workDirProblem)
-                    {
-                        return $"workdir: {workDirProblem}";
-                    }
                     WorkDir = Encoding.UTF8.GetString(v);
-                    return null;
+                    return Prefixed(key, GuestConfigRules.WorkDir(v));
                 case "user":
-                    if (GuestConfigRules.User(v) is { } userProblem)
-                    {
-                        return $"user: {userProblem}";
-                    }
                     User = Encoding.UTF8.GetString(v);
-                    return null;
+                    return Prefixed(key, GuestConfigRules.User(v));
                 case "hostname":
-                    if (GuestConfigRules.Hostname(v) is { } hostProblem)
-                    {
-                        return $"hostname: {hostProblem}";
-                    }
                     Hostname = Encoding.ASCII.GetString(v);
-                    return null;
+                    return Prefixed(key, GuestConfigRules.Hostname(v));
                 case "ipv6":
                     Ipv6 = GuestConfigRules.Ipv6(v);
                     return Ipv6 is null ? "ipv6: not ADDRESS/PREFIX" : null;
@@ -268,6 +218,44 @@ public static class GuestConfigReader
                     Mtu = GuestConfigRules.Mtu(v);
                     return Mtu is null ? "mtu: not a number from 1280 to 65535" : null;
             }
+        }
+
+        private static string? Prefixed(string key, string? problem) => problem is null ? null : $"{key}: {problem}";
+
+        private string? ApplyList(string key, ReadOnlySpan<byte> v)
+        {
+            if (GuestConfigRules.Text(v) is { } text)
+            {
+                return $"{key}: {text}";
+            }
+            switch (key)
+            {
+                case "arg":
+                    if (Args.Count == 0 && v.IsEmpty)
+                    {
+                        return "arg: the first arg (the program) is empty";
+                    }
+                    return Add(key, Args, GuestConfigLimits.MaxListRecords, Encoding.UTF8.GetString(v));
+                case "env":
+                    return Prefixed(key, GuestConfigRules.Env(v)) ?? Add(key, Env, GuestConfigLimits.MaxListRecords, Encoding.UTF8.GetString(v));
+                default: // volume
+                    if (Prefixed(key, GuestConfigRules.Volume(v)) is { } problem)
+                    {
+                        return problem;
+                    }
+                    var name = Encoding.ASCII.GetString(v);
+                    return Volumes.Contains(name) ? "volume: duplicate name" : Add(key, Volumes, GuestConfigLimits.MaxVolumes, name);
+            }
+        }
+
+        private static string? Add(string key, List<string> list, int max, string value)
+        {
+            if (list.Count == max)
+            {
+                return $"more than {max} {key} records";
+            }
+            list.Add(value);
+            return null;
         }
     }
 }

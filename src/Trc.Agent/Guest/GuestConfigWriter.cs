@@ -69,66 +69,24 @@ public static class GuestConfigWriter
     [SupportedOSPlatform("linux")]
     public static void WriteFile(string path, GuestConfig config)
     {
+        const UnixFileMode ownerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
         var disk = Encode(config);
-        var (full, temp) = Paths(path);
+        var full = Path.GetFullPath(path);
+        var temp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
         try
         {
-            using (var stream = new FileStream(temp, PrivateNewFile))
+            using (var stream = new FileStream(temp, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = ownerOnly }))
             {
                 stream.Write(disk);
             }
-            Publish(temp, full);
+            // UnixCreateMode is filtered by the umask; 0600 must hold whatever the umask.
+            File.SetUnixFileMode(temp, ownerOnly);
+            File.Move(temp, full, overwrite: true);
         }
         finally
         {
             File.Delete(temp);
         }
-    }
-
-    /// <summary>
-    /// Writes the disk image to <paramref name="path"/>, readable and writable by the owner only (it
-    /// holds the secrets). Replaces an existing file atomically.
-    /// </summary>
-    /// <exception cref="GuestConfigException">A field is not acceptable; nothing is written.</exception>
-    [SupportedOSPlatform("linux")]
-    public static async Task WriteFileAsync(string path, GuestConfig config, CancellationToken ct)
-    {
-        var disk = Encode(config);
-        var (full, temp) = Paths(path);
-        try
-        {
-            await using (var stream = new FileStream(temp, PrivateNewFile))
-            {
-                await stream.WriteAsync(disk, ct).ConfigureAwait(false);
-            }
-            Publish(temp, full);
-        }
-        finally
-        {
-            File.Delete(temp);
-        }
-    }
-
-    [SupportedOSPlatform("linux")]
-    private static FileStreamOptions PrivateNewFile => new()
-    {
-        Mode = FileMode.CreateNew,
-        Access = FileAccess.Write,
-        UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-    };
-
-    private static (string Full, string Temp) Paths(string path)
-    {
-        var full = Path.GetFullPath(path);
-        return (full, Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp"));
-    }
-
-    [SupportedOSPlatform("linux")]
-    private static void Publish(string temp, string full)
-    {
-        // UnixCreateMode is filtered by the umask; 0600 must hold whatever the umask.
-        File.SetUnixFileMode(temp, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        File.Move(temp, full, overwrite: true);
     }
 
     private static long Padded(long size) =>
@@ -176,7 +134,7 @@ public static class GuestConfigWriter
         for (var i = 0; i < args.Count; i++)
         {
             var field = $"Args[{i}]";
-            if (Bytes(field, args[i], out var bytes) is { } p)
+            if (Text(field, args[i], null, out var bytes) is { } p)
             {
                 return p;
             }
@@ -184,7 +142,7 @@ public static class GuestConfigWriter
             {
                 return new(field, "the program is empty");
             }
-            if ((CheckText(field, bytes) ?? CheckArgSize(field, bytes)) is { } q)
+            if (CheckArgSize(field, bytes) is { } q)
             {
                 return q;
             }
@@ -199,63 +157,47 @@ public static class GuestConfigWriter
         for (var i = 0; i < env.Count; i++)
         {
             var field = $"Env[{i}]";
-            if (Bytes(field, env[i], out var bytes) is { } p)
+            if (Text(field, env[i], null, out var bytes) is { } p)
             {
                 return p;
             }
-            if (CheckText(field, bytes) is { } q)
-            {
-                return q;
-            }
-            if (GuestConfigRules.Env(bytes) is { } r)
+            if (GuestConfigRules.Env(bytes) is not null)
             {
                 var eq = env[i].IndexOf('=', StringComparison.Ordinal);
                 return new(field, eq <= 0
                     ? "not NAME=VALUE"
                     : $"'{env[i][..eq]}' is not a variable name (printable ASCII, no spaces)");
             }
-            if (CheckArgSize(field, bytes) is { } t)
+            if (CheckArgSize(field, bytes) is { } q)
             {
-                return t;
+                return q;
             }
             sink.Record("env", bytes);
         }
 
         if (config.WorkDir is { } workDir)
         {
-            if (Bytes("WorkDir", workDir, out var bytes) is { } p)
+            if (Text("WorkDir", workDir, GuestConfigRules.WorkDir, out var bytes) is { } p)
             {
                 return p;
-            }
-            if ((CheckText("WorkDir", bytes) ?? Rule("WorkDir", GuestConfigRules.WorkDir(bytes))) is { } q)
-            {
-                return q;
             }
             sink.Record("workdir", bytes);
         }
 
         if (config.User is { } user)
         {
-            if (Bytes("User", user, out var bytes) is { } p)
+            if (Text("User", user, GuestConfigRules.User, out var bytes) is { } p)
             {
                 return p;
-            }
-            if ((CheckText("User", bytes) ?? Rule("User", GuestConfigRules.User(bytes))) is { } q)
-            {
-                return q;
             }
             sink.Record("user", bytes);
         }
 
         if (config.Hostname is { } hostname)
         {
-            if (Bytes("Hostname", hostname, out var bytes) is { } p)
+            if (Text("Hostname", hostname, GuestConfigRules.Hostname, out var bytes) is { } p)
             {
                 return p;
-            }
-            if (Rule("Hostname", GuestConfigRules.Hostname(bytes)) is { } q)
-            {
-                return q;
             }
             sink.Record("hostname", bytes);
         }
@@ -312,13 +254,9 @@ public static class GuestConfigWriter
         for (var i = 0; i < volumes.Count; i++)
         {
             var field = $"Volumes[{i}]";
-            if (Bytes(field, volumes[i], out var bytes) is { } p)
+            if (Text(field, volumes[i], GuestConfigRules.Volume, out var bytes) is { } p)
             {
                 return p;
-            }
-            if (Rule(field, GuestConfigRules.Volume(bytes)) is { } q)
-            {
-                return q;
             }
             for (var j = 0; j < i; j++)
             {
@@ -337,7 +275,10 @@ public static class GuestConfigWriter
             : null;
     }
 
-    private static GuestConfigProblem? Bytes(string field, string? value, out byte[] bytes)
+    private delegate string? ValueRule(ReadOnlySpan<byte> value);
+
+    // A string field as init reads it: encodable as UTF-8, text (no NUL), and acceptable to its rule.
+    private static GuestConfigProblem? Text(string field, string? value, ValueRule? rule, out byte[] bytes)
     {
         bytes = [];
         if (value is null)
@@ -347,17 +288,14 @@ public static class GuestConfigWriter
         try
         {
             bytes = StrictUtf8.GetBytes(value);
-            return null;
         }
         catch (EncoderFallbackException)
         {
             return new(field, "not valid Unicode (a lone surrogate)");
         }
+        var problem = GuestConfigRules.Text(bytes) ?? rule?.Invoke(bytes);
+        return problem is null ? null : new(field, problem);
     }
-
-    private static GuestConfigProblem? CheckText(string field, byte[] bytes) => Rule(field, GuestConfigRules.Text(bytes));
-
-    private static GuestConfigProblem? Rule(string field, string? message) => message is null ? null : new(field, message);
 
     private static GuestConfigProblem? CheckArgSize(string field, byte[] bytes) =>
         bytes.Length >= MaxArgBytes ? new(field, $"{bytes.Length} bytes, the kernel takes at most {MaxArgBytes - 1}") : null;

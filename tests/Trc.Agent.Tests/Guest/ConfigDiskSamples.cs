@@ -36,6 +36,9 @@ public static class ConfigDiskSamples
 
     private static string Utf8(string text) => Encoding.Latin1.GetString(Encoding.UTF8.GetBytes(text));
 
+    /// <summary>A value no refusal may quote (<see cref="All"/> holds refused records carrying it).</summary>
+    public const string Secret = "hunter2-s3cr3t";
+
     public static IEnumerable<DiskSample> All()
     {
         // Framing.
@@ -70,6 +73,14 @@ public static class ConfigDiskSamples
         yield return Bad("garbage after the end", "non-zero byte after the end record", 3, 3, M, Arg, End, "\0\0\0x");
         yield return Bad("a second end", "non-zero byte after the end record", 3, M, Arg, End, End);
         yield return Bad("disk over 16 MiB", "the disk is larger than 16777216 bytes", 0, 16777216, M, Arg, End, new string('\0', 16777216 - 25 + 1));
+        yield return Good("disk of exactly 16 MiB", M, Arg, End, new string('\0', 16777216 - 25));
+        yield return Bad("NUL in a key", "malformed record header", 1, M, "ar\0 1\nx\n", End);
+        yield return Bad("NUL in a length", "malformed record header", 1, M, "arg 1\0\nx\n", End);
+        yield return Bad("high byte in a key", "malformed record header", 1, M, "\u00ffrg 1\nx\n", End);
+        yield return Bad("longest length, nothing after it", "record 'arg' of 8388608 bytes runs past the end of the disk", 1, M, "arg 8388608\n", End);
+        yield return Good("a value of exactly 8 MiB", M, Arg, Rec("secrets", new string('s', 8 << 20)), End);
+        yield return Bad("end record cut after its header", "record 'end' of 0 bytes runs past the end of the disk", 2, M, Arg, "end 0\n");
+        yield return Bad("end record with a zero for its newline", "record 'end' does not end with a newline", 2, 6, M, Arg, "end 0\n\0", End);
 
         // arg
         yield return Bad("no arg", "no arg record", 1, M, End);
@@ -91,6 +102,14 @@ public static class ConfigDiskSamples
         yield return Bad("env name with a space", "env: bad variable name", 2, M, Arg, Rec("env", "A B=1"), End);
         yield return Bad("env name not ASCII", "env: bad variable name", 2, M, Arg, Rec("env", Utf8("\u00e9=1")), End);
         yield return Bad("NUL in env", "env: contains a NUL byte", 2, M, Arg, Rec("env", "A=\0"), End);
+
+        // The list caps: 65536 arg and env records each.
+        var args = Enumerable.Repeat(Arg, 65536).ToArray();
+        yield return Good("65536 args", [M, .. args, End]);
+        yield return Bad("65537 args", "more than 65536 arg records", 65537, [M, .. args, Arg, End]);
+        var env = Enumerable.Repeat(Rec("env", "A=1"), 65536).ToArray();
+        yield return Good("65536 env records", [M, Arg, .. env, End]);
+        yield return Bad("65537 env records", "more than 65536 env records", 65538, [M, Arg, .. env, Rec("env", "A=1"), End]);
 
         // The singletons.
         foreach (var (key, value) in new[] { ("workdir", "/srv"), ("user", "app"), ("hostname", "h"), ("ipv6", "fd00::2/64"), ("gateway", "fd00::1"), ("mtu", "1500"), ("secrets", "S") })
@@ -151,5 +170,25 @@ public static class ConfigDiskSamples
         var sixteen = Enumerable.Range(0, 16).Select(i => Rec("volume", $"v{i}")).ToArray();
         yield return Good("sixteen volumes", [M, Arg, .. sixteen, End]);
         yield return Bad("seventeen volumes", "more than 16 volume records", 18, [M, Arg, .. sixteen, Rec("volume", "v16"), End]);
+        yield return Bad("a seventeenth volume that is a duplicate", "volume: duplicate name", 18, [M, Arg, .. sixteen, Rec("volume", "v0"), End]);
+
+        // A refused value is never quoted, whatever the key: no message may hold the marker.
+        foreach (var (key, value, problem) in new[]
+                 {
+                     ("arg", Secret + "\0", "arg: contains a NUL byte"),
+                     ("env", Secret, "env: not NAME=VALUE"),
+                     ("env", Secret + " x=1", "env: bad variable name"),
+                     ("workdir", Secret, "workdir: not an absolute path"),
+                     ("user", Secret + ":a:b", "user: not NAME, UID, NAME:GROUP or UID:GID"),
+                     ("hostname", Secret + "_", "hostname: not 1 to 64 letters, digits, '-' or '.'"),
+                     ("ipv6", Secret + "/64", "ipv6: not ADDRESS/PREFIX"),
+                     ("gateway", Secret, "gateway: not an IPv6 address"),
+                     ("mtu", Secret, "mtu: not a number from 1280 to 65535"),
+                     ("volume", "." + Secret, "volume: not 1 to 63 letters, digits, '-', '_' or '.', not starting with '.'"),
+                 })
+        {
+            yield return Bad($"refused {key} '{value.Replace("\0", "\\0")}'", problem, 2, M, Arg, Rec(key, value), End);
+        }
+        yield return Bad("duplicate secrets", "duplicate secrets record", 3, M, Arg, Rec("secrets", Secret), Rec("secrets", Secret), End);
     }
 }

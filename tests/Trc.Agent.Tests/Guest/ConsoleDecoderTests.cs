@@ -119,6 +119,44 @@ public sealed class ConsoleDecoderTests
         Assert.Equal([new ConsoleFrame(ConsoleFrameKind.Info, text)], frames);
     }
 
+    public sealed record HostileLine(string Name, byte[] Bytes, ConsoleFrame Frame)
+    {
+        public override string ToString() => Name; // the theory's display name
+    }
+
+    public static TheoryData<HostileLine> HostileLines =>
+    [
+        new("RS then NUL", Bytes(RS, (byte)0, " x\n"), new(ConsoleFrameKind.Info, "\0 x")),
+        new("two RS", Bytes(RS, RS, "O x\n"), new(ConsoleFrameKind.Info, "\u001eO x")),
+        new("RS inside a payload", Bytes(RS, "O a", RS, "X 0 0\n"), new(ConsoleFrameKind.Stdout, "a\u001eX 0 0")),
+        new("NUL after a pid", Bytes(RS, "R 12", (byte)0, "\n"), new(ConsoleFrameKind.Info, "R 12\0")),
+        new("invalid UTF-8 in a pid", Bytes(RS, "R 1", (byte)0xff, "\n"), new(ConsoleFrameKind.Info, "R 1\ufffd")),
+        new("NUL in an exit frame", Bytes(RS, "X 0", (byte)0, "0\n"), new(ConsoleFrameKind.Info, "X 0\u00000")),
+        new("exit code with a sign", Bytes(RS, "X +1 0\n"), new(ConsoleFrameKind.Info, "X +1 0")),
+        new("exit code over int", Bytes(RS, "X 99999999999999999999 0\n"), new(ConsoleFrameKind.Info, "X 99999999999999999999 0")),
+        new("exit with CR LF", Bytes(RS, "X 3 0\r\n"), new(ConsoleFrameKind.Exit, "3 0", ExitCode: 3)),
+        new("carriage returns only", Bytes("\r\r\r\n"), new(ConsoleFrameKind.Kernel, "\r\r")),
+        new("a lone high byte", Bytes((byte)0x80, "\n"), new(ConsoleFrameKind.Kernel, "\ufffd")),
+    ];
+
+    [Theory]
+    [MemberData(nameof(HostileLines))]
+    public void A_hostile_line_decodes_to_one_plain_frame_however_it_is_split(HostileLine line)
+    {
+        Assert.Equal([line.Frame], DecodeInPieces(line.Bytes, []));
+        Assert.Equal([line.Frame], DecodeInPieces(line.Bytes, Enumerable.Range(1, line.Bytes.Length - 1)));
+    }
+
+    [Fact]
+    public void A_line_cut_at_the_cap_inside_a_utf8_character_ends_in_a_replacement_character()
+    {
+        var line = Bytes(RS, "F ", new string('a', ConsoleDecoder.MaxLineBytes - 4), "\u00e9 and more\n"); // é straddles the cap
+        var frame = Assert.Single(new ConsoleDecoder().Decode(line));
+        Assert.Equal(ConsoleFrameKind.Fatal, frame.Kind);
+        Assert.True(frame.Truncated);
+        Assert.Equal(new string('a', ConsoleDecoder.MaxLineBytes - 4) + "\ufffd", frame.Text);
+    }
+
     [Theory]
     [InlineData("X 0 0", 0, false)]
     [InlineData("X 255 0", 255, false)]

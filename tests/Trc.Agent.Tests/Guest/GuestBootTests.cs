@@ -3,6 +3,7 @@ using System.Runtime.Versioning;
 using System.Security.Cryptography;
 using System.Text;
 using Trc.Agent.Guest;
+using Trc.Testing;
 using Trc.Testing.Guest;
 using Xunit.Abstractions;
 
@@ -127,7 +128,7 @@ public sealed class GuestBootTests(GuestBootFixture fixture, ITestOutputHelper o
         var scratch = Path.Combine(dir, "scratch.ext4");
         await Ext4Disk.CreateAsync(scratch, 64, null, CancellationToken.None);
         var configDisk = Path.Combine(dir, "config.img");
-        await GuestConfigWriter.WriteFileAsync(configDisk, config, CancellationToken.None);
+        GuestConfigWriter.WriteFile(configDisk, config);
         return (scratch, configDisk);
     }
 
@@ -323,6 +324,8 @@ public sealed class GuestBootTests(GuestBootFixture fixture, ITestOutputHelper o
 
     [GuestBootTheory]
     [InlineData("malformed config")]
+    [InlineData("config disk over 16 MiB")]
+    [InlineData("no config disk")]
     [InlineData("unknown user")]
     [InlineData("no such program")]
     public async Task A_failure_before_the_app_runs_is_a_fatal_frame_then_power_off(string failure)
@@ -330,7 +333,7 @@ public sealed class GuestBootTests(GuestBootFixture fixture, ITestOutputHelper o
         var dir = NewBootDir();
         var scratch = Path.Combine(dir, "scratch.ext4");
         await Ext4Disk.CreateAsync(scratch, 16, null, CancellationToken.None);
-        var configDisk = Path.Combine(dir, "config.img");
+        string? configDisk = Path.Combine(dir, "config.img");
         string expected;
         switch (failure)
         {
@@ -341,17 +344,30 @@ public sealed class GuestBootTests(GuestBootFixture fixture, ITestOutputHelper o
                 Assert.False(GuestConfigReader.TryRead(bad, out _, out var error));
                 expected = $"config: {error}"; // init and the reader word it the same
                 break;
+            case "config disk over 16 MiB":
+                var big = new byte[GuestConfigLimits.MaxDiskBytes + GuestConfigLimits.SectorBytes];
+                GuestConfigWriter.Encode(new GuestConfig { Args = ["/bin/true"] }).CopyTo(big, 0);
+                await File.WriteAllBytesAsync(configDisk, big);
+                expected = $"config: offset {GuestConfigLimits.MaxDiskBytes}: the disk is larger than {GuestConfigLimits.MaxDiskBytes} bytes";
+                break;
+            case "no config disk":
+                configDisk = null;
+                expected = "no config disk (/dev/vdc)";
+                break;
             case "unknown user":
-                await GuestConfigWriter.WriteFileAsync(configDisk, new GuestConfig { Args = ["/bin/true"], User = "ghost" }, CancellationToken.None);
+                GuestConfigWriter.WriteFile(configDisk, new GuestConfig { Args = ["/bin/true"], User = "ghost" });
                 expected = "user 'ghost': not in the image's /etc/passwd";
                 break;
             default:
-                await GuestConfigWriter.WriteFileAsync(configDisk, new GuestConfig { Args = ["no-such-program", "arg"] }, CancellationToken.None);
+                GuestConfigWriter.WriteFile(configDisk, new GuestConfig { Args = ["no-such-program", "arg"] });
                 expected = "exec no-such-program: No such file or directory";
                 break;
         }
 
-        await using var guest = GuestSession.Start(Options([new(fixture.RootDisk, ReadOnly: true), new(scratch), new(configDisk, ReadOnly: true)]));
+        IReadOnlyList<QemuDisk> disks = configDisk is null
+            ? [new(fixture.RootDisk, ReadOnly: true), new(scratch)]
+            : [new(fixture.RootDisk, ReadOnly: true), new(scratch), new(configDisk, ReadOnly: true)];
+        await using var guest = GuestSession.Start(Options(disks));
         try
         {
             var fatal = await guest.WaitForAsync(f => f.Kind is ConsoleFrameKind.Fatal or ConsoleFrameKind.Ready, Boot, "RS F");

@@ -63,6 +63,20 @@ public sealed class GuestConfigReaderTests
         Assert.Equal("offset 18: env: not NAME=VALUE", error.ToString());
     }
 
+    [Fact]
+    public void No_refusal_quotes_a_value_neither_in_the_error_nor_in_the_exception()
+    {
+        var refused = ConfigDiskSamples.All().Where(s => s.Disk.AsSpan().IndexOf(Encoding.ASCII.GetBytes(ConfigDiskSamples.Secret)) >= 0 && s.Error is not null).ToList();
+        Assert.True(refused.Count >= 10, "the samples hold refused records with the marker");
+        foreach (var sample in refused)
+        {
+            Assert.False(GuestConfigReader.TryRead(sample.Disk, out _, out var error));
+            Assert.DoesNotContain(ConfigDiskSamples.Secret, error.ToString(), StringComparison.Ordinal);
+            var e = Assert.Throws<FormatException>(() => GuestConfigReader.Read(sample.Disk));
+            Assert.DoesNotContain(ConfigDiskSamples.Secret, e.Message, StringComparison.Ordinal);
+        }
+    }
+
     /// <summary>Valid disks, then damaged: bytes flipped, cut short, spliced, lengths inflated.</summary>
     public static readonly Gen<byte[]> DamagedDisks =
         from config in GuestConfigGen.Configs

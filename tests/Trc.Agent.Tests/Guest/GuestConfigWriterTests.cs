@@ -72,9 +72,14 @@ public sealed class GuestConfigWriterTests
     {
         { "Args", Minimal with { Args = [] } },
         { "Args[0]", Minimal with { Args = [""] } },
+        { "Args", Minimal with { Args = null! } },
+        { "Args", Minimal with { Args = Enumerable.Repeat("a", GuestConfigLimits.MaxListRecords + 1).ToArray() } },
+        { "Args[1]", Minimal with { Args = ["/bin/app", null!] } },
         { "Args[1]", Minimal with { Args = ["/bin/app", "a\0b"] } },
         { "Args[1]", Minimal with { Args = ["/bin/app", "\ud800"] } },                          // a lone surrogate has no UTF-8
         { "Args[1]", Minimal with { Args = ["/bin/app", new string('a', GuestConfigWriter.MaxArgBytes)] } },
+        { "Env", Minimal with { Env = Enumerable.Repeat("A=1", GuestConfigLimits.MaxListRecords + 1).ToArray() } },
+        { "Env[1]", Minimal with { Env = ["A=1", null!] } },
         { "Env[0]", Minimal with { Env = ["NOEQUALS"] } },
         { "Env[0]", Minimal with { Env = ["=value"] } },
         { "Env[1]", Minimal with { Env = ["A=1", "HAS SPACE=1"] } },
@@ -101,6 +106,7 @@ public sealed class GuestConfigWriterTests
         { "Mtu", Minimal with { Mtu = 1279 } },
         { "Mtu", Minimal with { Mtu = 65536 } },
         { "Secrets", Minimal with { Secrets = new byte[GuestConfigLimits.MaxRecordBytes + 1] } },
+        { "Volumes[0]", Minimal with { Volumes = [null!] } },
         { "Volumes[0]", Minimal with { Volumes = [".hidden"] } },
         { "Volumes[0]", Minimal with { Volumes = ["a/b"] } },
         { "Volumes[0]", Minimal with { Volumes = [new string('v', 64)] } },
@@ -132,6 +138,38 @@ public sealed class GuestConfigWriterTests
     }
 
     [Fact]
+    public void A_refusal_never_quotes_the_value_in_the_problem_or_the_exception()
+    {
+        const string secret = "hunter2";
+        GuestConfig[] configs =
+        [
+            Minimal with { Env = ["NO VALUE hunter2"] },
+            Minimal with { Env = ["A=" + secret + "\0"] },
+            Minimal with { Env = ["A=" + new string('x', GuestConfigWriter.MaxArgBytes) + secret] },
+            Minimal with { WorkDir = secret },
+            Minimal with { User = secret + ":a:b" },
+            Minimal with { Hostname = secret + "_" },
+            Minimal with { Volumes = ["." + secret] },
+            Minimal with { Secrets = [.. Encoding.ASCII.GetBytes(secret), .. new byte[GuestConfigLimits.MaxRecordBytes]] },
+        ];
+        foreach (var config in configs)
+        {
+            var problem = GuestConfigWriter.Validate(config);
+            Assert.NotNull(problem);
+            Assert.DoesNotContain(secret, problem.ToString(), StringComparison.Ordinal);
+            var e = Assert.Throws<GuestConfigException>(() => GuestConfigWriter.Encode(config));
+            Assert.DoesNotContain(secret, e.Message, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void A_config_with_null_lists_or_entries_still_describes_itself()
+    {
+        var text = new GuestConfig { Args = null!, Env = ["A=1", null!], Volumes = null! }.ToString();
+        Assert.Contains("Env = [A, ]", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
     [SupportedOSPlatform("linux")]
     public async Task The_file_is_private_to_its_owner_and_replaced_whole()
     {
@@ -142,7 +180,7 @@ public sealed class GuestConfigWriterTests
             await File.WriteAllTextAsync(path, new string('x', 100_000));
             File.SetUnixFileMode(path, (UnixFileMode)Convert.ToInt32("644", 8));
 
-            await GuestConfigWriter.WriteFileAsync(path, Minimal with { Secrets = "S=1"u8.ToArray() }, CancellationToken.None);
+            GuestConfigWriter.WriteFile(path, Minimal with { Secrets = "S=1"u8.ToArray() });
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
             Assert.Equal(GuestConfigWriter.Encode(Minimal with { Secrets = "S=1"u8.ToArray() }), await File.ReadAllBytesAsync(path));
 

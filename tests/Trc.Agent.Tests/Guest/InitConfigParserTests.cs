@@ -4,6 +4,7 @@ using System.Text;
 using FsCheck;
 using FsCheck.Fluent;
 using Trc.Agent.Guest;
+using Trc.Testing;
 using Trc.Testing.Guest;
 
 namespace Trc.Agent.Tests.Guest;
@@ -31,7 +32,7 @@ public sealed class InitConfigParserTests : IDisposable
             await File.WriteAllBytesAsync(path, disks[i]);
             files.Add(path);
         }
-        var result = await GuestTool.RunAsync(assets.Init, ["--check-config", .. files], CancellationToken.None);
+        var result = await HostTool.RunAsync(assets.Init, ["--check-config", .. files], CancellationToken.None);
         Assert.True(result.ExitCode is 0 or 1, $"init --check-config exited {result.ExitCode}: {result.Stderr}");
         var outputs = new List<string>();
         StringBuilder? current = null;
@@ -156,6 +157,17 @@ public sealed class InitConfigParserTests : IDisposable
     {
         var disks = Gen.Sample(GuestConfigReaderTests.DamagedDisks, 600, 30);
         await AssertSameVerdictsAsync(disks, i => Convert.ToHexStringLower(disks[i].AsSpan(0, Math.Min(200, disks[i].Length))));
+    }
+
+    [GuestBootFact]
+    public async Task A_disk_init_cannot_read_is_an_error_of_its_own_not_a_refusal()
+    {
+        var assets = await GuestAssets.EnsureBuiltAsync();
+        var missing = Path.Combine(_dir, "missing.img");
+        var result = await HostTool.RunAsync(assets.Init, ["--check-config", missing, _dir], CancellationToken.None);
+        Assert.Equal(2, result.ExitCode);
+        Assert.Equal($"file {missing}\nfile {_dir}\n", result.Stdout);
+        Assert.Equal($"init: {missing}: No such file or directory\ninit: {_dir}: Is a directory\n", result.Stderr);
     }
 
     private static readonly Gen<string> AddressLike =

@@ -3,6 +3,7 @@ using System.IO.Compression;
 using System.Net;
 using System.Text;
 using System.Text.Json;
+using Trc.Testing;
 using Trc.Testing.Registry;
 
 namespace Trc.Oci.Tests.Fixtures;

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text;
+using Trc.Testing;
 using Trc.Testing.Registry;
 
 namespace Trc.Oci.Tests.Fixtures;

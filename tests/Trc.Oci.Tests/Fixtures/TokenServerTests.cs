@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
+using Trc.Testing;
 using Trc.Testing.Registry;
 
 namespace Trc.Oci.Tests.Fixtures;

@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+
 namespace Trc.Testing.Guest;
 
 /// <summary>
@@ -24,7 +26,7 @@ public sealed class BusyboxRoot
     public string Directory { get; }
 
     /// <summary>Where busybox-static installs its binary (the guest has no libc, so it must be the static one).</summary>
-    public static string BusyboxBinary => File.Exists("/bin/busybox") ? "/bin/busybox" : GuestTool.Find("busybox") ?? "/bin/busybox";
+    public static string BusyboxBinary => File.Exists("/bin/busybox") ? "/bin/busybox" : HostTool.Find("busybox") ?? "/bin/busybox";
 
     /// <summary>Makes the tree in <paramref name="directory"/> (created; must be empty or absent).</summary>
     public static async Task<BusyboxRoot> CreateAsync(string directory, CancellationToken ct)
@@ -36,7 +38,7 @@ public sealed class BusyboxRoot
         }
         File.SetUnixFileMode(root.PathOf("tmp"), (UnixFileMode)Convert.ToInt32("1777", 8));
         File.SetUnixFileMode(root.PathOf("root"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        GuestTool.Chown(root.PathOf("home/app"), AppUid, AppGid);
+        Chown(root.PathOf("home/app"), AppUid, AppGid);
 
         if (!File.Exists(BusyboxBinary))
         {
@@ -44,7 +46,7 @@ public sealed class BusyboxRoot
         }
         File.Copy(BusyboxBinary, root.PathOf("bin/busybox"));
         File.SetUnixFileMode(root.PathOf("bin/busybox"), (UnixFileMode)Convert.ToInt32("755", 8));
-        var applets = await GuestTool.RunCheckedAsync(BusyboxBinary, ["--list"], ct);
+        var applets = await HostTool.RunCheckedAsync(BusyboxBinary, ["--list"], ct);
         foreach (var applet in applets.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             if (applet != "busybox" && !applet.Contains('/', StringComparison.Ordinal))
@@ -77,7 +79,7 @@ public sealed class BusyboxRoot
         System.IO.Directory.CreateDirectory(Path.GetDirectoryName(full)!);
         File.WriteAllText(full, content.ReplaceLineEndings("\n"));
         File.SetUnixFileMode(full, (UnixFileMode)Convert.ToInt32(mode, 8));
-        GuestTool.Chown(full, uid, gid);
+        Chown(full, uid, gid);
     }
 
     /// <summary>Makes a directory with a mode and owner.</summary>
@@ -86,6 +88,19 @@ public sealed class BusyboxRoot
         var full = PathOf(path);
         System.IO.Directory.CreateDirectory(full);
         File.SetUnixFileMode(full, (UnixFileMode)Convert.ToInt32(mode, 8));
-        GuestTool.Chown(full, uid, gid);
+        Chown(full, uid, gid);
     }
+
+    /// <summary>chown(2): .NET has no managed way to change a file's owner.</summary>
+    private static void Chown(string path, int uid, int gid)
+    {
+        if (chown(path, uid, gid) != 0)
+        {
+            throw new IOException($"chown {path} {uid}:{gid}: errno {Marshal.GetLastPInvokeError()}");
+        }
+    }
+
+    // DllImport rather than LibraryImport: the generated stubs would need AllowUnsafeBlocks.
+    [DllImport("libc", SetLastError = true)]
+    private static extern int chown([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int owner, int group);
 }

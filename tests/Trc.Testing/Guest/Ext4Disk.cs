@@ -26,24 +26,24 @@ public static class Ext4Disk
             args.AddRange(["-d", fromDirectory]);
         }
         args.AddRange([image, $"{sizeMiB.ToString(CultureInfo.InvariantCulture)}M"]);
-        await GuestTool.RunCheckedAsync(Tool("mkfs.ext4"), args, ct);
+        await HostTool.RunCheckedAsync(Tool("mkfs.ext4"), args, ct);
     }
 
     /// <summary>A file's content in the image (debugfs <c>cat</c>), or null when it is not there.</summary>
     public static async Task<string?> ReadFileAsync(string image, string path, CancellationToken ct)
     {
-        var stat = await GuestTool.RunAsync(Tool("debugfs"), ["-R", $"stat {path}", image], ct);
+        var stat = await HostTool.RunAsync(Tool("debugfs"), ["-R", $"stat {path}", image], ct);
         if (stat.ExitCode != 0 || stat.Stderr.Contains("File not found", StringComparison.Ordinal))
         {
             return null;
         }
-        return await GuestTool.RunCheckedAsync(Tool("debugfs"), ["-R", $"cat {path}", image], ct);
+        return await HostTool.RunCheckedAsync(Tool("debugfs"), ["-R", $"cat {path}", image], ct);
     }
 
     /// <summary>The superblock's state (<c>clean</c>, <c>not clean</c>, ...) and whether the journal needs recovery.</summary>
     public static async Task<(string State, bool NeedsRecovery)> ReadStateAsync(string image, CancellationToken ct)
     {
-        var header = await GuestTool.RunCheckedAsync(Tool("dumpe2fs"), ["-h", image], ct);
+        var header = await HostTool.RunCheckedAsync(Tool("dumpe2fs"), ["-h", image], ct);
         string? state = null;
         var recovery = false;
         foreach (var line in header.Split('\n'))
@@ -61,5 +61,5 @@ public static class Ext4Disk
     }
 
     private static string Tool(string name) =>
-        GuestTool.Find(name) ?? throw new InvalidOperationException($"{name} is not installed (e2fsprogs; scripts/install-test-deps installs it)");
+        HostTool.Find(name) ?? throw new InvalidOperationException($"{name} is not installed (e2fsprogs; scripts/install-test-deps installs it)");
 }

@@ -1,16 +1,11 @@
-using System.Diagnostics;
-
 namespace Trc.Testing.Guest;
 
-/// <summary>The files scripts/build-guest-assets makes, with absolute paths.</summary>
+/// <summary>The files of scripts/build-guest-assets the tests use, with absolute paths (docs/guest.md, "Assets").</summary>
 /// <param name="Directory">The output directory.</param>
-/// <param name="Kernel">The bzImage QEMU boots (<c>vmlinuz</c>).</param>
-/// <param name="Vmlinux">The uncompressed ELF kernel for Firecracker (<c>vmlinux</c>).</param>
+/// <param name="Vmlinux">The uncompressed ELF kernel (<c>vmlinux</c>): QEMU boots it through its PVH entry, Firecracker needs it.</param>
 /// <param name="Initramfs">The initramfs with init and the modules (<c>initramfs.cpio.gz</c>).</param>
-/// <param name="Init">The static init binary itself (<c>init</c>), which also runs on the host: <c>init --check-config FILE</c>.</param>
-/// <param name="Manifest">Kernel version, hashes and module list (<c>manifest.json</c>).</param>
-/// <param name="BuildTime">How long the script ran in this process (a cache hit is well under a second).</param>
-public sealed record GuestAssetPaths(string Directory, string Kernel, string Vmlinux, string Initramfs, string Init, string Manifest, TimeSpan BuildTime);
+/// <param name="Init">The static init binary itself (<c>init</c>), which also runs on the host: <c>init --check-config FILE...</c>, <c>init --tsc-khz</c>.</param>
+public sealed record GuestAssetPaths(string Directory, string Vmlinux, string Initramfs, string Init);
 
 /// <summary>
 /// The guest assets for tests: built by scripts/build-guest-assets once per test process (the script
@@ -52,21 +47,13 @@ public static class GuestAssets
                 return _built;
             }
             var script = Path.Combine(RepositoryRoot, "scripts", "build-guest-assets");
-            var clock = Stopwatch.StartNew();
-            var result = await GuestTool.RunAsync(script, [], ct);
+            var result = await HostTool.RunAsync(script, [], ct);
             if (result.ExitCode != 0)
             {
                 throw new InvalidOperationException($"scripts/build-guest-assets failed ({result.ExitCode}):\n{result.Stderr}");
             }
             var dir = result.Stdout.Trim().Split('\n')[^1];
-            _built = new GuestAssetPaths(
-                dir,
-                Path.Combine(dir, "vmlinuz"),
-                Path.Combine(dir, "vmlinux"),
-                Path.Combine(dir, "initramfs.cpio.gz"),
-                Path.Combine(dir, "init"),
-                Path.Combine(dir, "manifest.json"),
-                clock.Elapsed);
+            _built = new GuestAssetPaths(dir, Path.Combine(dir, "vmlinux"), Path.Combine(dir, "initramfs.cpio.gz"), Path.Combine(dir, "init"));
             return _built;
         }
         finally
@@ -87,7 +74,7 @@ public static class GuestAssets
         {
             if (_tscKhz is null)
             {
-                var text = await GuestTool.RunCheckedAsync(assets.Init, ["--tsc-khz"], ct);
+                var text = await HostTool.RunCheckedAsync(assets.Init, ["--tsc-khz"], ct);
                 _tscKhz = long.Parse(text.Trim(), System.Globalization.CultureInfo.InvariantCulture);
             }
             return _tscKhz.Value;
@@ -104,7 +91,7 @@ public static class GuestAssets
         {
             return "guests boot only on Linux";
         }
-        if (GuestTool.Find(Qemu) is null)
+        if (HostTool.Find(Qemu) is null)
         {
             return $"{Qemu} is not installed (qemu-system-x86; scripts/install-test-deps installs it): guest boot tests skipped";
         }

@@ -15,11 +15,10 @@ public sealed class GuestNetNamespace : IAsyncDisposable
     /// <summary>The tap device's name inside the namespace.</summary>
     public const string Tap = "tap0";
 
-    private GuestNetNamespace(string name, IPAddress hostAddress, int prefixLength)
+    private GuestNetNamespace(string name, IPAddress hostAddress)
     {
         Name = name;
         HostAddress = hostAddress;
-        PrefixLength = prefixLength;
     }
 
     /// <summary>The namespace's name (unique per instance: <c>trcg-</c> and random hex).</summary>
@@ -28,22 +27,19 @@ public sealed class GuestNetNamespace : IAsyncDisposable
     /// <summary>The tap's address on the host side.</summary>
     public IPAddress HostAddress { get; }
 
-    /// <summary>The prefix length of <see cref="HostAddress"/>.</summary>
-    public int PrefixLength { get; }
-
     /// <summary>Creates the namespace, its tap (up, with <paramref name="hostAddress"/>, no DAD) and brings lo up.</summary>
     public static async Task<GuestNetNamespace> CreateAsync(IPAddress hostAddress, int prefixLength, CancellationToken ct)
     {
         var name = "trcg-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(5));
-        var ns = new GuestNetNamespace(name, hostAddress, prefixLength);
+        var ns = new GuestNetNamespace(name, hostAddress);
         var ip = Ip;
-        await GuestTool.RunCheckedAsync(ip, ["netns", "add", name], ct);
+        await HostTool.RunCheckedAsync(ip, ["netns", "add", name], ct);
         try
         {
-            await GuestTool.RunCheckedAsync(ip, ["-n", name, "link", "set", "lo", "up"], ct);
-            await GuestTool.RunCheckedAsync(ip, ["-n", name, "tuntap", "add", Tap, "mode", "tap"], ct);
-            await GuestTool.RunCheckedAsync(ip, ["-n", name, "link", "set", Tap, "mtu", "1420", "up"], ct);
-            await GuestTool.RunCheckedAsync(ip, ["-n", name, "addr", "add", $"{hostAddress}/{prefixLength.ToString(CultureInfo.InvariantCulture)}", "dev", Tap, "nodad"], ct);
+            await HostTool.RunCheckedAsync(ip, ["-n", name, "link", "set", "lo", "up"], ct);
+            await HostTool.RunCheckedAsync(ip, ["-n", name, "tuntap", "add", Tap, "mode", "tap"], ct);
+            await HostTool.RunCheckedAsync(ip, ["-n", name, "link", "set", Tap, "mtu", "1420", "up"], ct);
+            await HostTool.RunCheckedAsync(ip, ["-n", name, "addr", "add", $"{hostAddress}/{prefixLength.ToString(CultureInfo.InvariantCulture)}", "dev", Tap, "nodad"], ct);
         }
         catch
         {
@@ -58,15 +54,15 @@ public sealed class GuestNetNamespace : IAsyncDisposable
 
     /// <summary>Runs a program inside the namespace to its end.</summary>
     public Task<ToolResult> RunAsync(string file, IEnumerable<string> arguments, CancellationToken ct) =>
-        GuestTool.RunAsync(Ip, ["netns", "exec", Name, file, .. arguments], ct);
+        HostTool.RunAsync(Ip, ["netns", "exec", Name, file, .. arguments], ct);
 
     /// <inheritdoc/>
     public async ValueTask DisposeAsync()
     {
         // Best effort: a namespace left behind is not a test failure, and must not hide one.
-        await GuestTool.RunAsync(Ip, ["netns", "delete", Name], CancellationToken.None);
+        await HostTool.RunAsync(Ip, ["netns", "delete", Name], CancellationToken.None);
     }
 
     private static string Ip =>
-        GuestTool.Find("ip") ?? throw new InvalidOperationException("ip is not installed (iproute2)");
+        HostTool.Find("ip") ?? throw new InvalidOperationException("ip is not installed (iproute2)");
 }

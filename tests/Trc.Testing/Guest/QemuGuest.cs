@@ -23,9 +23,6 @@ public sealed record QemuGuestOptions(string Kernel, string Initrd, IReadOnlyLis
     /// <summary>A namespace whose <see cref="GuestNetNamespace.Tap"/> becomes the guest's eth0; null for no network device.</summary>
     public GuestNetNamespace? Network { get; init; }
 
-    /// <summary>The guest's MAC address.</summary>
-    public string MacAddress { get; init; } = "02:00:00:00:00:02";
-
     /// <summary>
     /// The host's TSC rate (<see cref="GuestAssets.HostTscKhzAsync"/>), given to the guest kernel as
     /// <c>tsc_early_khz</c>. Under TCG the guest's TSC is the host's; without its rate the kernel
@@ -122,7 +119,7 @@ public sealed class QemuGuest : IAsyncDisposable
         if (options.Network is not null)
         {
             args.AddRange(["-netdev", $"tap,id=net0,ifname={GuestNetNamespace.Tap},script=no,downscript=no"]);
-            args.AddRange(["-device", $"virtio-net-device,netdev=net0,mac={options.MacAddress}"]);
+            args.AddRange(["-device", $"virtio-net-device,netdev=net0,mac=02:00:00:00:00:02"]);
         }
         return args;
     }
@@ -130,7 +127,7 @@ public sealed class QemuGuest : IAsyncDisposable
     /// <summary>Starts QEMU (inside the options' namespace, if any).</summary>
     public static QemuGuest Start(QemuGuestOptions options)
     {
-        var qemu = GuestTool.Find(GuestAssets.Qemu) ?? throw new InvalidOperationException($"{GuestAssets.Qemu} is not installed");
+        var qemu = HostTool.Find(GuestAssets.Qemu) ?? throw new InvalidOperationException($"{GuestAssets.Qemu} is not installed");
         IReadOnlyList<string> command = options.Network is { } ns ? ns.Wrap(qemu, Arguments(options)) : [qemu, .. Arguments(options)];
         var psi = new ProcessStartInfo(command[0])
         {
@@ -171,8 +168,8 @@ public sealed class QemuGuest : IAsyncDisposable
         await _stderrPump.WaitAsync(ct);
     }
 
-    /// <summary>Kills QEMU if it still runs.</summary>
-    public void Kill()
+    /// <inheritdoc/>
+    public async ValueTask DisposeAsync()
     {
         try
         {
@@ -185,12 +182,6 @@ public sealed class QemuGuest : IAsyncDisposable
         {
             // exited in between
         }
-    }
-
-    /// <inheritdoc/>
-    public async ValueTask DisposeAsync()
-    {
-        Kill();
         try
         {
             await _process.WaitForExitAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));

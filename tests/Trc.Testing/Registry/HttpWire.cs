@@ -283,49 +283,27 @@ public static class WireWriter
 /// </summary>
 public sealed class LoopbackHttpServer : IAsyncDisposable
 {
-    private readonly TcpListener _listener;
     private readonly Func<WireRequest, CancellationToken, Task<WireResponse>> _handler;
-    private readonly CancellationTokenSource _stop = new();
     private readonly List<TcpClient> _connections = [];
-    private readonly Task _accept;
+    private readonly LoopbackListener _listener;
 
     public LoopbackHttpServer(IPAddress address, Func<WireRequest, CancellationToken, Task<WireResponse>> handler)
     {
         _handler = handler;
-        _listener = new TcpListener(address, 0);
-        _listener.Start();
-        _accept = Task.Run(AcceptLoopAsync);
+        _listener = new LoopbackListener(address, ServeAsync);
     }
 
-    public IPAddress Address => ((IPEndPoint)_listener.LocalEndpoint).Address;
+    public IPAddress Address => _listener.EndPoint.Address;
 
-    public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
+    public int Port => _listener.EndPoint.Port;
 
-    private async Task AcceptLoopAsync()
+    private async Task ServeAsync(TcpClient client, CancellationToken ct)
     {
-        while (!_stop.IsCancellationRequested)
+        client.NoDelay = true;
+        lock (_connections)
         {
-            TcpClient client;
-            try
-            {
-                client = await _listener.AcceptTcpClientAsync(_stop.Token);
-            }
-            catch (Exception) when (_stop.IsCancellationRequested)
-            {
-                return;
-            }
-            client.NoDelay = true;
-            lock (_connections)
-            {
-                _connections.Add(client);
-            }
-            _ = Task.Run(() => ServeAsync(client));
+            _connections.Add(client);
         }
-    }
-
-    private async Task ServeAsync(TcpClient client)
-    {
-        var ct = _stop.Token;
         try
         {
             var stream = client.GetStream();
@@ -407,8 +385,7 @@ public sealed class LoopbackHttpServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await _stop.CancelAsync();
-        _listener.Stop();
+        await _listener.DisposeAsync();
         lock (_connections)
         {
             foreach (var c in _connections)
@@ -417,13 +394,5 @@ public sealed class LoopbackHttpServer : IAsyncDisposable
             }
             _connections.Clear();
         }
-        try
-        {
-            await _accept;
-        }
-        catch (OperationCanceledException)
-        {
-        }
-        _stop.Dispose();
     }
 }

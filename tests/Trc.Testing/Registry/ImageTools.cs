@@ -1,20 +1,8 @@
-using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
 
 namespace Trc.Testing.Registry;
-
-/// <summary>An external tool exited non-zero; the message carries its command line and stderr.</summary>
-public sealed class ExternalToolException(string commandLine, int exitCode, string stderr, string stdout)
-    : Exception($"`{commandLine}` exited with {exitCode}: {(stderr.Trim().Length > 0 ? stderr.Trim() : stdout.Trim())}")
-{
-    public string CommandLine { get; } = commandLine;
-
-    public int ExitCode { get; } = exitCode;
-
-    public string Stderr { get; } = stderr;
-}
 
 /// <summary>The image configuration umoci writes; null fields are left as umoci makes them.</summary>
 public sealed record ImageSpec
@@ -100,48 +88,8 @@ public static class ImageTools
     });
 
     /// <summary>Runs a program; returns its stdout, or throws <see cref="ExternalToolException"/> with its stderr.</summary>
-    public static async Task<string> RunAsync(string file, IEnumerable<string> arguments, CancellationToken ct, string? workingDirectory = null)
-    {
-        var psi = new ProcessStartInfo(file)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
-        if (workingDirectory is not null)
-        {
-            psi.WorkingDirectory = workingDirectory;
-        }
-        foreach (var a in arguments)
-        {
-            psi.ArgumentList.Add(a);
-        }
-        var commandLine = file + " " + string.Join(' ', psi.ArgumentList.Select(a => a.Contains(' ', StringComparison.Ordinal) ? $"'{a}'" : a));
-        using var process = new Process { StartInfo = psi };
-        try
-        {
-            process.Start();
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            throw new ExternalToolException(commandLine, -1, $"could not start {file}: {e.Message} (see scripts/test-packages.txt)", "");
-        }
-        process.StandardInput.Close();
-        var stdout = process.StandardOutput.ReadToEndAsync(ct);
-        var stderr = process.StandardError.ReadToEndAsync(ct);
-        try
-        {
-            await process.WaitForExitAsync(ct);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw;
-        }
-        var (outText, errText) = (await stdout, await stderr);
-        return process.ExitCode == 0 ? outText : throw new ExternalToolException(commandLine, process.ExitCode, errText, outText);
-    }
+    public static Task<string> RunAsync(string file, IEnumerable<string> arguments, CancellationToken ct, string? workingDirectory = null) =>
+        HostTool.RunCheckedAsync(file, arguments, ct, workingDirectory);
 
     /// <summary>A one-layer image of these files (paths relative to the root, '/' separated).</summary>
     public static Task<LayoutImage> CreateUmociLayoutAsync(

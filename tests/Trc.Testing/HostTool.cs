@@ -1,9 +1,18 @@
 using System.ComponentModel;
 using System.Diagnostics;
-using System.Runtime.InteropServices;
-using Trc.Testing.Registry;
 
-namespace Trc.Testing.Guest;
+namespace Trc.Testing;
+
+/// <summary>An external tool exited non-zero; the message carries its command line and stderr (else stdout).</summary>
+public sealed class ExternalToolException(string commandLine, int exitCode, string stderr, string stdout)
+    : Exception($"`{commandLine}` exited with {exitCode}: {(stderr.Trim().Length > 0 ? stderr.Trim() : stdout.Trim())}")
+{
+    public string CommandLine { get; } = commandLine;
+
+    public int ExitCode { get; } = exitCode;
+
+    public string Stderr { get; } = stderr;
+}
 
 /// <summary>How an external program ended.</summary>
 public sealed record ToolResult(string CommandLine, int ExitCode, string Stdout, string Stderr)
@@ -13,11 +22,15 @@ public sealed record ToolResult(string CommandLine, int ExitCode, string Stdout,
         ExitCode == 0 ? this : throw new ExternalToolException(CommandLine, ExitCode, Stderr, Stdout);
 }
 
-/// <summary>Runs the host tools the guest fixtures need (mkfs.ext4, ip, busybox, the asset script).</summary>
-public static class GuestTool
+/// <summary>Runs the host programs the fixtures need (umoci, skopeo, mkfs.ext4, ip, busybox, the asset script).</summary>
+public static class HostTool
 {
-    /// <summary>Runs a program to its end; never throws for a non-zero exit (see <see cref="ToolResult.EnsureSuccess"/>).</summary>
-    public static async Task<ToolResult> RunAsync(string file, IEnumerable<string> arguments, CancellationToken ct)
+    /// <summary>
+    /// Runs a program to its end, stdin closed, stdout and stderr captured; never throws for a
+    /// non-zero exit (see <see cref="ToolResult.EnsureSuccess"/>), only when it cannot start. On
+    /// cancellation the program and its children are killed.
+    /// </summary>
+    public static async Task<ToolResult> RunAsync(string file, IEnumerable<string> arguments, CancellationToken ct, string? workingDirectory = null)
     {
         var psi = new ProcessStartInfo(file)
         {
@@ -25,6 +38,7 @@ public static class GuestTool
             RedirectStandardError = true,
             RedirectStandardInput = true,
             UseShellExecute = false,
+            WorkingDirectory = workingDirectory ?? "",
         };
         foreach (var a in arguments)
         {
@@ -55,9 +69,9 @@ public static class GuestTool
         return new ToolResult(commandLine, process.ExitCode, await stdout, await stderr);
     }
 
-    /// <summary>Runs a program; returns its stdout or throws with its stderr.</summary>
-    public static async Task<string> RunCheckedAsync(string file, IEnumerable<string> arguments, CancellationToken ct) =>
-        (await RunAsync(file, arguments, ct)).EnsureSuccess().Stdout;
+    /// <summary>Runs a program; returns its stdout, or throws <see cref="ExternalToolException"/> with its stderr.</summary>
+    public static async Task<string> RunCheckedAsync(string file, IEnumerable<string> arguments, CancellationToken ct, string? workingDirectory = null) =>
+        (await RunAsync(file, arguments, ct, workingDirectory)).EnsureSuccess().Stdout;
 
     /// <summary>The full path of a program on PATH (or in an sbin directory, which a non-login PATH may lack), or null.</summary>
     public static string? Find(string program)
@@ -66,17 +80,4 @@ public static class GuestTool
             .Concat(["/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin"]);
         return dirs.Select(d => Path.Combine(d, program)).FirstOrDefault(File.Exists);
     }
-
-    /// <summary>chown(2): .NET has no managed way to change a file's owner.</summary>
-    public static void Chown(string path, int uid, int gid)
-    {
-        if (chown(path, uid, gid) != 0)
-        {
-            throw new IOException($"chown {path} {uid}:{gid}: errno {Marshal.GetLastPInvokeError()}");
-        }
-    }
-
-    // DllImport rather than LibraryImport: the generated stubs would need AllowUnsafeBlocks.
-    [DllImport("libc", SetLastError = true)]
-    private static extern int chown([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int owner, int group);
 }
