@@ -166,7 +166,7 @@ public static class GuestConfigWriter
                 var eq = env[i].IndexOf('=', StringComparison.Ordinal);
                 return new(field, eq <= 0
                     ? "not NAME=VALUE"
-                    : $"'{env[i][..eq]}' is not a variable name (printable ASCII, no spaces)");
+                    : $"'{Printable(env[i][..eq])}' is not a variable name (printable ASCII, no spaces)");
             }
             if (CheckArgSize(field, bytes) is { } q)
             {
@@ -328,5 +328,19 @@ public static class GuestConfigWriter
             groups[i] = ((b[2 * i] << 8) | b[2 * i + 1]).ToString("x", CultureInfo.InvariantCulture);
         }
         return string.Join(':', groups);
+    }
+
+    // A name from an image may hold anything: quoted with control and non-ASCII characters as '?'
+    // and cut at 64, so a message never carries a forged line into a log.
+    private static string Printable(string name)
+    {
+        var cut = name.Length > 64 ? name[..64] + "..." : name;
+        return string.Create(cut.Length, cut, (span, text) =>
+        {
+            for (var i = 0; i < text.Length; i++)
+            {
+                span[i] = text[i] is >= ' ' and <= '~' ? text[i] : '?';
+            }
+        });
     }
 }

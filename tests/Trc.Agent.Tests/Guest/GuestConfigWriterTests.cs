@@ -129,6 +129,17 @@ public sealed class GuestConfigWriterTests
     }
 
     [Fact]
+    public void A_bad_variable_name_from_an_image_is_quoted_without_control_characters()
+    {
+        var problem = GuestConfigWriter.Validate(Minimal with { Env = ["EVIL\nRS X 0 0\u001b[2J" + new string('A', 100) + "=v"] });
+        Assert.Equal("Env[0]", problem!.Field);
+        Assert.StartsWith("'EVIL?RS X 0 0?[2J", problem.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', problem.Message);
+        Assert.DoesNotContain('\u001b', problem.Message);
+        Assert.Contains("...' is not a variable name", problem.Message);
+    }
+
+    [Fact]
     public void A_problem_never_quotes_a_secret_or_an_environment_value()
     {
         var problem = GuestConfigWriter.Validate(Minimal with { Env = ["BAD NAME=hunter2"] });
