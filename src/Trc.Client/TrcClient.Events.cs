@@ -213,9 +213,10 @@ public sealed partial class TrcClient
         }
     }
 
-    private EventView ParseEvent(ServerSentEvent e) => ParseJson<EventView>(e, "event");
+    private EventView ParseEvent(ServerSentEvent e) => ParseJson<EventView>(e, "event", "event");
 
-    private T ParseJson<T>(ServerSentEvent e, string what)
+    /// <summary>One event's data as <typeparamref name="T"/>; a <see cref="TrcApiException"/> naming the <paramref name="stream"/> and the <paramref name="item"/> expected when it is not one.</summary>
+    private T ParseJson<T>(ServerSentEvent e, string stream, string item)
     {
         try
         {
@@ -224,7 +225,7 @@ public sealed partial class TrcClient
         catch (JsonException)
         {
             throw new TrcApiException(System.Net.HttpStatusCode.OK, null,
-                $"the {(what == "event" ? "event" : "log")} stream from {BaseAddress} sent an event{(e.Id is null ? "" : $" (id {e.Id})")} that is not a trc {what} as JSON", BaseAddress);
+                $"the {stream} stream from {BaseAddress} sent an event{(e.Id is null ? "" : $" (id {e.Id})")} that is not a trc {item} as JSON", BaseAddress);
         }
     }
 }

@@ -95,7 +95,7 @@ public sealed partial class TrcClient
         // A resumed connection sends Last-Event-ID, and then neither after nor since (which would win over it).
         return StreamAsync(
             lastId => NodeApiPaths.LogsStream(org, app, env) + LogQueryString(lastId is null ? query : query with { Since = null }, lastId is null ? query.After : null),
-            e => ParseJson<LogEntryView>(e, "log line"), l => l.Id, "log", options, ct);
+            e => ParseJson<LogEntryView>(e, "log", "log line"), l => l.Id, "log", options, ct);
     }
 
     private static string LogQueryString(LogQuery query, long? after)

@@ -99,7 +99,7 @@ public sealed partial class ServerHost : IAsyncDisposable
     private readonly MasterKey _masterKey;
 
     private ServerHost(WebApplication app, ProjectionRunner runner, IEventStore store, MasterKey masterKey, Uri address, BootstrappedToken admin, BootstrappedToken node,
-        SchedulerLoop scheduler, LogSweeper sweeper, NodeLiveness liveness, LogStore logs)
+        SchedulerLoop scheduler, LogSweeper sweeper)
     {
         _app = app;
         _runner = runner;
@@ -112,8 +112,6 @@ public sealed partial class ServerHost : IAsyncDisposable
         NodeTokenFile = node.File;
         Scheduler = scheduler;
         LogSweeper = sweeper;
-        Liveness = liveness;
-        Logs = logs;
     }
 
     /// <summary>The base address the API listens on.</summary>
@@ -136,12 +134,6 @@ public sealed partial class ServerHost : IAsyncDisposable
 
     /// <summary>The log retention loop.</summary>
     internal LogSweeper LogSweeper { get; }
-
-    /// <summary>This replica's node heartbeats.</summary>
-    internal NodeLiveness Liveness { get; }
-
-    /// <summary>The log store.</summary>
-    internal LogStore Logs { get; }
 
     /// <summary>The event store (for tests and tools in the same process).</summary>
     public IEventStore Store => _store;
@@ -257,7 +249,7 @@ public sealed partial class ServerHost : IAsyncDisposable
 
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         LogListening(logger, address);
-        return new ServerHost(app, runner, store, masterKey, new Uri(address), admin, node, scheduler, sweeper, liveness, logs);
+        return new ServerHost(app, runner, store, masterKey, new Uri(address), admin, node, scheduler, sweeper);
     }
 
     /// <summary>A platform token made (or found) at start-up, and the file it was written to.</summary>

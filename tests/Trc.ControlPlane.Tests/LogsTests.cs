@@ -55,6 +55,9 @@ public abstract class LogsTests(ServerFixture fixture)
 
         Assert.Equal(3, (await ReadAsync(owner, org, "?process=web")).Lines.Count);
         Assert.Equal(["queue empty"], (await ReadAsync(owner, org, $"?instance={worker.Id}")).Lines.Select(l => l.Line));
+        // A filtered page's cursor moves past the lines the filter skipped, so a follower does not read them again.
+        Assert.Equal(page.NextCursor, (await ReadAsync(owner, org, $"?instance={worker.Id}")).NextCursor);
+        Assert.Equal(page.NextCursor, (await ReadAsync(owner, org, $"?after=0&instance={worker.Id}")).NextCursor);
         Assert.Equal(["health check passed", "GET / 200 \u00e9\t\u2603"], (await ReadAsync(owner, org, "?since=2025-03-01T12:00:02Z")).Lines.Select(l => l.Line));
         Assert.Equal(["health check passed", "GET / 200 \u00e9\t\u2603"], (await ReadAsync(owner, org, "?since=2025-03-01T14:00:02%2B02:00")).Lines.Select(l => l.Line));
         Assert.Empty((await ReadAsync(owner, org, "?since=10m")).Lines);
@@ -81,17 +84,43 @@ public abstract class LogsTests(ServerFixture fixture)
     public async Task Queries_are_checked()
     {
         var org = Setup.OrgName();
-        var owner = await Setup.ShopAsync(Server, org);
+        // Not deployed: the scheduler writes no line to this env's logs.
+        var owner = await Setup.ShopAsync(Server, org, deploy: false);
         foreach (var (query, field) in new[]
         {
             ("?limit=0", "limit"), ("?limit=5001", "limit"), ("?limit=x", "limit"), ("?after=-1", "after"),
             ("?since=yesterday", "since"), ("?since=2025-03-01T12:00:00", "since"), ("?since=0m", "since"), ("?since=10m&since=1h", "since"),
             ("?process=Web", "process"), ("?instance=12", "instance"),
+            ("?limit=1.5", "limit"), ("?limit=1&limit=2", "limit"), ("?after=1&after=2", "after"), ("?after=99999999999999999999", "after"),
+            ("?since=999999999h", "since"), ("?since=-10m", "since"), ("?since=10M", "since"), ("?since=2025-13-01T00:00:00Z", "since"),
+            ("?since=2025-03-01 12:00:00Z", "since"), ("?since=" + new string('9', 5000) + "m", "since"), ("?since=10m%00", "since"),
+            ("?process=web&process=worker", "process"), ("?process=" + new string('a', 5000), "process"), ("?process=%1b%5b2J", "process"),
+            ($"?instance={Guid.NewGuid()}&instance={Guid.NewGuid()}", "instance"),
         })
         {
             var problem = await TestServer.Send(owner, HttpMethod.Get, NodeApiPaths.Logs(org, "shop", "prod") + query).Problem(HttpStatusCode.BadRequest, "invalid_query");
             Assert.True(field == problem.Field, $"{query}: {problem.Field} {problem.Detail}");
+            Assert.True(problem.Detail!.Length < 300 && !problem.Detail.Any(char.IsControl), $"{query}: {problem.Detail}");
             await TestServer.Send(owner, HttpMethod.Get, NodeApiPaths.LogsStream(org, "shop", "prod") + query).Problem(HttpStatusCode.BadRequest, "invalid_query");
+        }
+
+        // A duration reaching back before year 1 is every line, not a 500.
+        Assert.Empty((await ReadAsync(owner, org, "?since=200000000h")).Lines);
+        Assert.Empty((await ReadAsync(owner, org, "?since=36500d")).Lines);
+    }
+
+    [Fact]
+    public async Task The_instances_and_logs_of_an_env_that_is_not_there_are_404_naming_it()
+    {
+        var org = Setup.OrgName();
+        var owner = await Setup.ShopAsync(Server, org, deploy: false);
+        foreach (var (app, env, named) in new[] { ("shop", "nope", "env"), ("NOPE", "prod", "app"), ("shop", new string('e', 5000), "env"), ("shop", "\u202eprod", "env") })
+        {
+            foreach (var path in new[] { NodeApiPaths.Instances(org, app, env), NodeApiPaths.Logs(org, app, env), NodeApiPaths.LogsStream(org, app, env) })
+            {
+                var problem = await TestServer.Send(owner, HttpMethod.Get, path).Problem(HttpStatusCode.NotFound, "not_found");
+                Assert.StartsWith(named + " ", problem.Detail!, StringComparison.Ordinal);
+            }
         }
     }
 
@@ -118,6 +147,13 @@ public abstract class LogsTests(ServerFixture fixture)
         await RefusedAsync("""{"lines":"all"}""", HttpStatusCode.BadRequest, "invalid_json", "lines");
         await RefusedAsync("""{"lines":[],"node":"x"}""", HttpStatusCode.BadRequest, "invalid_json", "node");
         await RefusedAsync("""{"lines":[""", HttpStatusCode.BadRequest, "invalid_json", "lines[0]");
+        await RefusedAsync("""{"lines":[{"instance":"00000000-0000-0000-0000-000000000001","stream":"stdout","time":"2025-01-01T00:00:00Z","line":null}]}""", HttpStatusCode.BadRequest, "invalid_json", "lines[0].line");
+        await RefusedAsync("""{"lines":[{"instance":"00000000-0000-0000-0000-000000000001","stream":null,"time":"2025-01-01T00:00:00Z","line":"a"}]}""", HttpStatusCode.BadRequest, "invalid_json", "lines[0].stream");
+        await RefusedAsync("""{"lines":[{"instance":"00000000-0000-0000-0000-000000000001","stream":"stdout","time":"2025-01-01T00:00:00Z","line":"a","level":"info"}]}""", HttpStatusCode.BadRequest, "invalid_json", "lines[0].level");
+        await RefusedAsync("""{"lines":[{"instance":"00000000-0000-0000-0000-000000000001","stream":"stdout","time":1735689600,"line":"a"}]}""", HttpStatusCode.BadRequest, "invalid_json", "lines[0].time");
+        await RefusedAsync(new LogBatchRequest([ok, ok with { Stream = "STDOUT" }]), HttpStatusCode.UnprocessableEntity, "invalid_stream", "lines[1].stream");
+        var hostile = await TestServer.Send(Server.Node, HttpMethod.Post, path, new LogBatchRequest([ok with { Stream = "std\u001b[2Jout" }])).Problem(HttpStatusCode.UnprocessableEntity, "invalid_stream");
+        Assert.DoesNotContain('\u001b', hostile.Detail!);
 
         // Another node may not ship this node's instances' lines (nor learn whether they exist).
         var other = await NodeAgent.RegisterAsync(Server);

@@ -137,6 +137,11 @@ public abstract partial class NodesTests(ServerFixture fixture)
         Assert.Contains(waited.Instances, i => i.Id == instance.Id);
         await TestServer.Send(Server.Node, HttpMethod.Get, NodeApiPaths.NodeInstances(instance.NodeId) + "?after=-1").Problem(HttpStatusCode.BadRequest, "invalid_query");
         await TestServer.Send(Server.Node, HttpMethod.Get, NodeApiPaths.NodeInstances(Guid.NewGuid())).Problem(HttpStatusCode.NotFound, "not_found");
+        foreach (var after in new[] { "x", "1.5", "1&after=2", "99999999999999999999", "%00" })
+        {
+            (await TestServer.Send(Server.Node, HttpMethod.Get, NodeApiPaths.NodeInstances(instance.NodeId) + "?after=" + after).Problem(HttpStatusCode.BadRequest, "invalid_query")).AssertField("after");
+        }
+        await TestServer.Send(Server.Node, HttpMethod.Get, "/v1/nodes/not-a-guid/instances").Problem(HttpStatusCode.NotFound, "not_found");
     }
 
     [Fact]
@@ -272,6 +277,17 @@ public abstract partial class NodesTests(ServerFixture fixture)
         (await TestServer.Send(Server.Node, HttpMethod.Post, NodeApiPaths.Heartbeat(node.Id), """{"memory_bytes":1,"cpus":1}""").Problem(HttpStatusCode.BadRequest, "invalid_json")).AssertField("'instances'");
         await TestServer.Send(Server.Node, HttpMethod.Post, NodeApiPaths.Heartbeat(Guid.NewGuid()), new HeartbeatRequest(1, 1, [])).Problem(HttpStatusCode.NotFound, "not_found");
         await TestServer.Send(Server.Node, HttpMethod.Post, "/v1/nodes/42/heartbeat", new HeartbeatRequest(1, 1, [])).Problem(HttpStatusCode.NotFound, "not_found");
+
+        var path = NodeApiPaths.Heartbeat(node.Id);
+        (await TestServer.Send(Server.Node, HttpMethod.Post, path, new HeartbeatRequest(1, -1, [])).Problem(HttpStatusCode.UnprocessableEntity, "invalid_cpus")).AssertField("cpus");
+        (await TestServer.Send(Server.Node, HttpMethod.Post, path, """{"memory_bytes":1,"cpus":1,"instances":[{"id":"x","state":"running"}]}""")
+            .Problem(HttpStatusCode.BadRequest, "invalid_json")).AssertField("instances[0].id");
+        (await TestServer.Send(Server.Node, HttpMethod.Post, path, $$"""{"memory_bytes":1,"cpus":1,"instances":[{"id":"{{Guid.NewGuid()}}","state":null}]}""")
+            .Problem(HttpStatusCode.BadRequest, "invalid_json")).AssertField("instances[0].state");
+        (await TestServer.Send(Server.Node, HttpMethod.Post, path, $$"""{"memory_bytes":1,"cpus":1,"instances":[{"id":"{{Guid.NewGuid()}}","state":"running","pid":7}]}""")
+            .Problem(HttpStatusCode.BadRequest, "invalid_json")).AssertField("instances[0].pid");
+        var crowd = Enumerable.Range(0, Api.NodeEndpoints.MaxHeartbeatInstances + 1).Select(_ => new InstanceHeartbeat(Guid.NewGuid(), "running")).ToList();
+        (await TestServer.Send(Server.Node, HttpMethod.Post, path, new HeartbeatRequest(1, 1, crowd)).Problem(HttpStatusCode.UnprocessableEntity, "too_many_instances")).AssertField("instances");
     }
 
     [Fact]
@@ -296,6 +312,21 @@ public abstract partial class NodesTests(ServerFixture fixture)
         await RefusedAsync("""[1,2]""", HttpStatusCode.BadRequest, "invalid_json", null);
         var text = await Server.Node.PostAsync(NodeApiPaths.Nodes, new StringContent("name=x", Encoding.UTF8, "text/plain"));
         Assert.Equal(HttpStatusCode.UnsupportedMediaType, text.StatusCode);
+
+        // The edges of each field, and names a DNS label cannot hold.
+        await RefusedAsync(ok with { Name = "" }, HttpStatusCode.UnprocessableEntity, "invalid_node_name", "name");
+        await RefusedAsync(ok with { Name = "nöde" }, HttpStatusCode.UnprocessableEntity, "invalid_node_name", "name");
+        await RefusedAsync(ok with { Name = new string('a', 100_000) }, HttpStatusCode.UnprocessableEntity, "invalid_node_name", "name");
+        await RefusedAsync(ok with { MemoryBytes = NodeDecisions.MaxMemoryBytes + 1 }, HttpStatusCode.UnprocessableEntity, "invalid_memory", "memory_bytes");
+        await RefusedAsync(ok with { MemoryBytes = -1 }, HttpStatusCode.UnprocessableEntity, "invalid_memory", "memory_bytes");
+        await RefusedAsync(ok with { Cpus = NodeDecisions.MaxCpus + 1 }, HttpStatusCode.UnprocessableEntity, "invalid_cpus", "cpus");
+        await RefusedAsync(ok with { Region = "" }, HttpStatusCode.UnprocessableEntity, "invalid_region", "region");
+        await RefusedAsync(ok with { AgentVersion = "" }, HttpStatusCode.UnprocessableEntity, "invalid_agent_version", "agent_version");
+        await RefusedAsync(ok with { AgentVersion = new string('1', 65) }, HttpStatusCode.UnprocessableEntity, "invalid_agent_version", "agent_version");
+        await RefusedAsync("""{"name":null,"memory_bytes":1,"cpus":1,"driver":"fake","acceleration":"none"}""", HttpStatusCode.BadRequest, "invalid_json", "name");
+        await RefusedAsync("""{"name":"x","memory_bytes":1,"cpus":1,"driver":["fake"],"acceleration":"none"}""", HttpStatusCode.BadRequest, "invalid_json", "driver");
+        var hostile = await TestServer.Send(Server.Node, HttpMethod.Post, NodeApiPaths.Nodes, ok with { Name = "node-\u0000\u202e" }).Problem(HttpStatusCode.UnprocessableEntity, "invalid_node_name");
+        Assert.DoesNotContain(hostile.Detail!, c => char.IsControl(c) || c == '\u202e');
         Assert.DoesNotContain(await EventsAsync(EventNames.NodeRegistered), e => e.Payload.GetProperty("name").GetString() == ok.Name);
     }
 

@@ -54,10 +54,62 @@ public sealed class ServerConfigTests : IDisposable
     [InlineData("node_lease", "2d", "out of range")]
     [InlineData("log_retention", "30s", "out of range")]
     [InlineData("log_max_lines_per_env", "0", "whole number")]
+    [InlineData("overlay_prefix", "", "not an IPv6 prefix")]
+    [InlineData("overlay_prefix", "fd74:7263::1/48", "bits set")]
+    [InlineData("overlay_prefix", "fd74:7263::/48/1", "not an IPv6 prefix")]
+    [InlineData("overlay_prefix", "fd74:7263::%eth0/48", "not an IPv6 prefix")]
+    [InlineData("overlay_prefix", "10.0.0.0/8", "not an IPv6 prefix")]
+    [InlineData("overlay_prefix", "fd74:7263::\u001b[2J/48", "not an IPv6 prefix")]
+    [InlineData("node_lease", "", "not a duration")]
+    [InlineData("node_lease", "-5s", "not a duration")]
+    [InlineData("node_lease", "1.5s", "not a duration")]
+    [InlineData("node_lease", "15 s", "not a duration")]
+    [InlineData("node_lease", "15S", "not a duration")]
+    [InlineData("node_lease", "999999999h", "not a duration")]
+    [InlineData("node_lease", "500ms", "out of range")]
+    [InlineData("log_retention", "0d", "not a duration")]
+    [InlineData("log_retention", "07d", "not a duration")]
+    [InlineData("log_retention", "36501d", "not a duration")]
+    [InlineData("log_retention", "3651d", "out of range")]
+    [InlineData("log_retention", "1w", "not a duration")]
+    [InlineData("log_max_lines_per_env", "-1", "whole number")]
+    [InlineData("log_max_lines_per_env", "1e6", "whole number")]
+    [InlineData("log_max_lines_per_env", "100000001", "whole number")]
+    [InlineData("log_max_lines_per_env", "99999999999999999999", "whole number")]
     public void A_bad_value_names_its_setting(string key, string value, string message)
     {
         var e = Assert.Throws<ServerConfigException>(() => ServerConfig.Load(null, None, new Dictionary<string, string?> { [key] = value }, _dir));
         Assert.StartsWith(key + " ", e.Message, StringComparison.Ordinal);
+        Assert.Contains(message, e.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(e.Message, char.IsControl);
+    }
+
+    [Theory]
+    [InlineData("overlay_prefix")]
+    [InlineData("node_lease")]
+    [InlineData("log_retention")]
+    [InlineData("log_max_lines_per_env")]
+    public void An_oversized_value_is_refused_without_echoing_it_whole(string key)
+    {
+        var value = new string('9', 100_000);
+        var e = Assert.Throws<ServerConfigException>(() => ServerConfig.Load(null, None, new Dictionary<string, string?> { [key] = value }, _dir));
+        Assert.StartsWith(key + " ", e.Message, StringComparison.Ordinal);
+        Assert.True(e.Message.Length < 500, e.Message);
+    }
+
+    [Theory]
+    [InlineData("node_lease = 15\n", "node_lease", "expected a string")]
+    [InlineData("log_retention = 7.0\n", "log_retention", "expected a string")]
+    [InlineData("overlay_prefix = [\"fd00::/48\"]\n", "overlay_prefix", "expected a string")]
+    [InlineData("node_token_file = true\n", "node_token_file", "expected a string")]
+    [InlineData("log_max_lines_per_env = 1.5\n", "log_max_lines_per_env", "expected a whole number")]
+    [InlineData("node_leases = \"15s\"\n", "node_leases", "unknown key")]
+    [InlineData("node_lease = \"15s\"\nnode_lease = \"20s\"\n", "node_lease", "")]
+    public void A_wrongly_typed_or_unknown_node_or_log_key_in_the_file_names_it_and_its_line(string toml, string key, string message)
+    {
+        var e = Assert.Throws<ServerConfigException>(() => ServerConfig.Load(File(toml), None, None, _dir));
+        Assert.Matches(@"server\.toml:\d+:\d+", e.Message);
+        Assert.Contains(key, e.Message, StringComparison.Ordinal);
         Assert.Contains(message, e.Message, StringComparison.Ordinal);
     }
 

@@ -64,7 +64,7 @@ public sealed class InstanceSupervisor
     private void Report(string state, IPAddress? address = null, int? exitCode = null, string? reason = null) =>
         _states.Report(Instance.Id, new InstanceStateRequest(state, address?.ToString(), exitCode, reason, _restarts));
 
-    private void System(string line) => _logs.Add(Instance.Id, "system", line);
+    private void System(string line) => _logs.Add(Instance.Id, LogStreams.System, line);
 
     private async Task RunAsync(IVm? adopted, CancellationToken shutdown)
     {
@@ -194,10 +194,10 @@ public sealed class InstanceSupervisor
                     switch (frame.Kind)
                     {
                         case ConsoleFrameKind.Stdout:
-                            _logs.Add(Instance.Id, "stdout", frame.Text);
+                            _logs.Add(Instance.Id, LogStreams.Stdout, frame.Text);
                             break;
                         case ConsoleFrameKind.Stderr:
-                            _logs.Add(Instance.Id, "stderr", frame.Text);
+                            _logs.Add(Instance.Id, LogStreams.Stderr, frame.Text);
                             break;
                         case ConsoleFrameKind.Ready:
                             _launcher.OnBooted(vm.Spec);

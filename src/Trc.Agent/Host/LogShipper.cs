@@ -12,10 +12,10 @@ namespace Trc.Agent.Host;
 public sealed class LogShipper
 {
     /// <summary>The API's limit on one line, in UTF-16 characters kept (bytes are checked by the server).</summary>
-    public const int MaxLineChars = 16 * 1024 / 4;
+    public const int MaxLineChars = LogLimits.MaxLineBytes / 4;
 
     /// <summary>The API's limit on lines per batch.</summary>
-    public const int MaxBatch = 1000;
+    public const int MaxBatch = LogLimits.MaxLinesPerBatch;
 
     private readonly Channel<LogLineRequest> _lines;
     private readonly TrcClient _client;

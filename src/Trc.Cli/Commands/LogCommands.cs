@@ -56,7 +56,7 @@ internal static class LogCommands
                 {
                     Print(console, line);
                 }
-                if (page.Lines.Count == (query.Limit ?? 500))
+                if (page.Lines.Count == (query.Limit ?? LogLimits.DefaultPageLines))
                 {
                     console.Err.WriteLine(TextTable.Clean($"next: trc logs --after {page.NextCursor}{Filters(query)}"));
                 }

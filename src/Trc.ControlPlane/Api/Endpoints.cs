@@ -536,7 +536,7 @@ public static class Endpoints
         return await s.Catalog.EnvAsync(org, a.Id, env, ct) ?? throw DomainException.NotFound($"env {Printable(env)}");
     }
 
-    private static Principal RequireAdmin(HttpContext http)
+    internal static Principal RequireAdmin(HttpContext http)
     {
         var p = Caller.Get(http);
         return p.IsAdmin ? p : throw new DomainException(DomainErrorKind.Forbidden, "forbidden", "only the platform admin may do this");

@@ -15,12 +15,6 @@ namespace Trc.ControlPlane.Api;
 /// </summary>
 public static class InstanceEndpoints
 {
-    /// <summary>Lines per page when <c>limit</c> is not given.</summary>
-    public const int DefaultLogLimit = 500;
-
-    /// <summary>Most lines per page.</summary>
-    public const int MaxLogLimit = 5000;
-
     /// <summary>How often a log stream looks for lines another replica stored (its own wake it at once).</summary>
     public static readonly TimeSpan LogPollInterval = TimeSpan.FromSeconds(1);
 
@@ -97,7 +91,7 @@ public static class InstanceEndpoints
             since = t.Count == 1 ? ParseSince(t[0]!, s.Time) : throw new BadRequestException(400, "invalid_query", "give since once", "since");
         }
         long? after = q.ContainsKey("after") ? EventEndpoints.Number(q["after"], "after", 0, long.MaxValue, 0) : null;
-        var limit = (int)EventEndpoints.Number(q["limit"], "limit", 1, MaxLogLimit, DefaultLogLimit);
+        var limit = (int)EventEndpoints.Number(q["limit"], "limit", 1, LogLimits.MaxPageLines, LogLimits.DefaultPageLines);
         return (new LogFilter(process, instance, since), after, limit);
     }
 
@@ -106,7 +100,9 @@ public static class InstanceEndpoints
     {
         if (text.Length <= 40 && ServerDurations.TryParse(text, out var back, out _))
         {
-            return time.GetUtcNow() - back;
+            // A duration reaching before year 1 (36500d is fine, 200000000h is not) means every line.
+            var now = time.GetUtcNow();
+            return back < now - DateTimeOffset.MinValue ? now - back : DateTimeOffset.MinValue;
         }
         string[] formats = ["yyyy-MM-dd'T'HH:mm:ssK", "yyyy-MM-dd'T'HH:mm:ss.FFFFFFFK"];
         var zoned = text.EndsWith('Z') || (text.Length > 6 && text[^6] is '+' or '-' && text[^3] == ':');

@@ -75,7 +75,7 @@ public static class NodeEndpoints
 
         v1.MapGet("/nodes", async (HttpContext http, CancellationToken ct) =>
         {
-            RequireAdmin(http);
+            Endpoints.RequireAdmin(http);
             return Endpoints.Ok(new ListView<NodeView>((await s.Catalog.NodesAsync(ct)).Select(n => View(s, n)).ToList()));
         }).Produces<ListView<NodeView>>().WithName("listNodes").WithSummary("Every node, with its status as this server replica sees it (platform admin).");
 
@@ -179,20 +179,20 @@ public static class NodeEndpoints
     /// <summary>Checks a batch and tags each line from its instance's schedule (never from the agent).</summary>
     private static async Task<List<LogRecord>> TagAsync(ApiServices s, Guid node, LogBatchRequest body, CancellationToken ct)
     {
-        if (body.Lines.Count > LogStore.MaxLinesPerBatch)
+        if (body.Lines.Count > LogLimits.MaxLinesPerBatch)
         {
-            throw DomainException.Invalid("too_many_lines", "lines", $"a batch holds at most {LogStore.MaxLinesPerBatch} lines, not {body.Lines.Count}; send several");
+            throw DomainException.Invalid("too_many_lines", "lines", $"a batch holds at most {LogLimits.MaxLinesPerBatch} lines, not {body.Lines.Count}; send several");
         }
         for (var i = 0; i < body.Lines.Count; i++)
         {
             var line = body.Lines[i] ?? throw new BadRequestException(400, "invalid_json", $"lines[{i}] must not be null", $"lines[{i}]");
-            if (!LogStore.Streams.Contains(line.Stream))
+            if (!LogStreams.All.Contains(line.Stream))
             {
-                throw DomainException.Invalid("invalid_stream", $"lines[{i}].stream", $"\"{Endpoints.Printable(line.Stream)}\" is not a stream: use {string.Join(", ", LogStore.Streams)}");
+                throw DomainException.Invalid("invalid_stream", $"lines[{i}].stream", $"\"{Endpoints.Printable(line.Stream)}\" is not a stream: use {string.Join(", ", LogStreams.All)}");
             }
-            if (Encoding.UTF8.GetByteCount(line.Line) > LogStore.MaxLineBytes)
+            if (Encoding.UTF8.GetByteCount(line.Line) is var bytes and > LogLimits.MaxLineBytes)
             {
-                throw DomainException.Invalid("line_too_long", $"lines[{i}].line", $"the line is {Encoding.UTF8.GetByteCount(line.Line)} bytes; at most {LogStore.MaxLineBytes} (16 KiB) are kept, so split it");
+                throw DomainException.Invalid("line_too_long", $"lines[{i}].line", $"the line is {bytes} bytes; at most {LogLimits.MaxLineBytes} (16 KiB) are kept, so split it");
             }
         }
         var instances = await s.Catalog.InstancesAsync(body.Lines.Select(l => l.Instance).Distinct().ToList(), ct);
@@ -234,13 +234,5 @@ public static class NodeEndpoints
     {
         var p = Caller.Get(http);
         return p.IsAdmin || p.IsNode ? p : throw new DomainException(DomainErrorKind.Forbidden, "forbidden", "only node agents (the node token) and the platform admin may do this");
-    }
-
-    private static void RequireAdmin(HttpContext http)
-    {
-        if (!Caller.Get(http).IsAdmin)
-        {
-            throw new DomainException(DomainErrorKind.Forbidden, "forbidden", "only the platform admin may do this");
-        }
     }
 }

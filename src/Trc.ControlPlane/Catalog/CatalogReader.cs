@@ -130,16 +130,11 @@ public sealed partial class CatalogReader(ISqlDatabase database)
     public async Task<List<EdgeRouteView>> EdgeRoutesAsync(CancellationToken ct)
     {
         // Backends first, then routes: both at least as new as the position the caller read before.
-        await using var connection = await database.OpenConnectionAsync(ct).ConfigureAwait(false);
-        DbTransaction? transaction = null;
-        var backends = new Dictionary<(string Env, string Process), List<string>>();
-        foreach (var (env, process, address) in await QueryAsync(connection, transaction,
+        var backends = (await QueryAsync(
             "SELECT env_id, process, address FROM cp_instances WHERE stop_requested = 0 AND address IS NOT NULL AND state IN ('running', 'healthy')",
-            r => (r.GetString(0), r.GetString(1), r.GetString(2)), ct).ConfigureAwait(false))
-        {
-            (backends.TryGetValue((env, process), out var list) ? list : backends[(env, process)] = []).Add(address);
-        }
-        var routes = await QueryAsync(connection, transaction,
+            r => (Env: r.GetString(0), Process: r.GetString(1), Address: r.GetString(2)), ct).ConfigureAwait(false))
+            .ToLookup(b => (b.Env, b.Process), b => b.Address);
+        return await QueryAsync(
             """
             SELECT o.name, e.app, e.name, r.hostname, r.listen_port, r.protocol, r.proxy_protocol, r.process, r.backend_port, r.ipv4_required, e.ipv4_address, r.env_id
             FROM cp_routes r JOIN cp_envs e ON e.id = r.env_id JOIN cp_orgs o ON o.id = r.org_id
@@ -154,14 +149,12 @@ public sealed partial class CatalogReader(ISqlDatabase database)
                 var (org, app, env, host) = (r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3));
                 var process = r.GetString(7);
                 var backendPort = Convert.ToInt32(r.GetValue(8), CultureInfo.InvariantCulture);
-                var endpoints = backends.TryGetValue((r.GetString(11), process), out var addresses)
-                    ? addresses.Select(a => $"[{a}]:{backendPort.ToString(CultureInfo.InvariantCulture)}").Order(StringComparer.Ordinal).ToList()
-                    : [];
+                var endpoints = backends[(r.GetString(11), process)]
+                    .Select(a => $"[{a}]:{backendPort.ToString(CultureInfo.InvariantCulture)}").Order(StringComparer.Ordinal).ToList();
                 return new EdgeRouteView($"{org}/{app}/{env}/{host}:{port}", org, app, env, host, port, r.GetString(5), r.GetString(6), process,
                     backendPort, ipv4, endpoints);
             },
             ct).ConfigureAwait(false);
-        return routes;
     }
 
     /// <summary>An env's IPv4 add-on, if on.</summary>
@@ -182,13 +175,7 @@ public sealed partial class CatalogReader(ISqlDatabase database)
     private async Task<List<T>> QueryAsync<T>(string sql, Func<DbDataReader, T> read, CancellationToken ct, params (string Name, object? Value)[] parameters)
     {
         await using var connection = await database.OpenConnectionAsync(ct).ConfigureAwait(false);
-        return await QueryAsync(connection, null, sql, read, ct, parameters).ConfigureAwait(false);
-    }
-
-    private static async Task<List<T>> QueryAsync<T>(DbConnection connection, DbTransaction? transaction, string sql, Func<DbDataReader, T> read, CancellationToken ct, params (string Name, object? Value)[] parameters)
-    {
         await using var command = connection.CreateCommand();
-        command.Transaction = transaction;
         command.CommandText = sql;
         foreach (var (name, value) in parameters)
         {

@@ -32,18 +32,10 @@ public sealed record LogFilter(string? Process = null, Guid? Instance = null, Da
 /// and committed under one transaction-scoped advisory lock (SQLite has one writer anyway), so a
 /// follower that resumes after the last id it saw never skips a line committed later with a
 /// smaller id. Retention is by receive time and by a cap per env (<see cref="SweepAsync"/>).
+/// What a batch may hold is <see cref="LogLimits"/>, checked by the endpoint.
 /// </summary>
 public sealed class LogStore(ISqlDatabase database, TimeProvider time)
 {
-    /// <summary>Most lines in one batch.</summary>
-    public const int MaxLinesPerBatch = 1000;
-
-    /// <summary>Longest line, in UTF-8 bytes.</summary>
-    public const int MaxLineBytes = 16 * 1024;
-
-    /// <summary>The streams a line may come from.</summary>
-    public static IReadOnlyList<string> Streams { get; } = ["stdout", "stderr", "system"];
-
     // A fixed key: one appender at a time per database (schema), for the id order above.
     private const long AppendLockKey = 0x7472_635F_6C6F_6773; // "trc_logs"
 
@@ -103,13 +95,17 @@ public sealed class LogStore(ISqlDatabase database, TimeProvider time)
     /// A page of an env's lines, oldest first. With <paramref name="after"/>: the first
     /// <paramref name="limit"/> matching lines after that id. Without it: with a
     /// <see cref="LogFilter.Since"/>, the first lines from that time on; without, the newest
-    /// <paramref name="limit"/> lines (a tail). The cursor is the last line's id, or, when no line
-    /// matched, where a reader continues from (the env's newest id for a tail).
+    /// <paramref name="limit"/> lines (a tail). The cursor is where a reader continues from: the
+    /// last line's id when a forward page is full, else the env's newest id (at least), so a
+    /// filtered follower moves past the lines its filter skips instead of reading them again.
     /// </summary>
     public async Task<LogPageView> ReadAsync(Guid envId, LogFilter filter, long? after, int limit, CancellationToken ct)
     {
         await using var connection = await database.OpenConnectionAsync(ct).ConfigureAwait(false);
         var tail = after is null && filter.Since is null;
+        // The head before the lines: ids become visible as a prefix, so every matching line up to
+        // it is in this page or (for a full forward page) after its last line.
+        var head = await HeadAsync(connection, envId, ct).ConfigureAwait(false);
         var (where, parameters) = Where(envId, filter, after ?? 0);
         var sql = $"SELECT id, time_us, org, app, env, process, instance, release, stream, line FROM cp_logs WHERE {where} ORDER BY id {(tail ? "DESC" : "")} LIMIT {limit.ToString(CultureInfo.InvariantCulture)}";
         var lines = new List<LogEntryView>();
@@ -125,8 +121,8 @@ public sealed class LogStore(ISqlDatabase database, TimeProvider time)
         {
             lines.Reverse();
         }
-        var next = lines.Count > 0 ? lines[^1].Id : after ?? await HeadAsync(connection, envId, ct).ConfigureAwait(false);
-        return new LogPageView(lines, next);
+        var last = lines.Count > 0 ? lines[^1].Id : after ?? 0;
+        return new LogPageView(lines, !tail && lines.Count >= limit ? last : Math.Max(last, head));
     }
 
     /// <summary>The newest id of an env's lines (0: none).</summary>

@@ -9,11 +9,10 @@ namespace Trc.ControlPlane.Logs;
 /// </summary>
 public sealed partial class LogSweeper(LogStore logs, TimeSpan retention, int maxLinesPerEnv, TimeSpan interval, TimeProvider time, ILogger logger) : IAsyncDisposable
 {
-    private readonly CancellationTokenSource _stop = new();
-    private Task? _loop;
+    private BackgroundLoop? _loop;
 
     /// <summary>Starts the loop.</summary>
-    public void Start() => _loop = Task.Run(() => RunAsync(_stop.Token));
+    public void Start() => _loop = new BackgroundLoop(RunAsync);
 
     /// <summary>One sweep; returns the lines deleted.</summary>
     public async Task<long> SweepAsync(CancellationToken ct)
@@ -47,21 +46,7 @@ public sealed partial class LogSweeper(LogStore logs, TimeSpan retention, int ma
     }
 
     /// <summary>Stops the loop.</summary>
-    public async ValueTask DisposeAsync()
-    {
-        await _stop.CancelAsync().ConfigureAwait(false);
-        if (_loop is not null)
-        {
-            try
-            {
-                await _loop.ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-            }
-        }
-        _stop.Dispose();
-    }
+    public ValueTask DisposeAsync() => _loop?.DisposeAsync() ?? ValueTask.CompletedTask;
 
     [LoggerMessage(EventId = 2301, Level = LogLevel.Information, Message = "Log retention removed {Lines} line(s)")]
     private partial void LogSwept(long lines);

@@ -8,8 +8,8 @@ namespace Trc.ControlPlane.Nodes;
 /// When this server replica last heard from each node (a registration or a heartbeat), kept in
 /// memory only: a heartbeat appends no event. A node heard from within the lease is <c>ready</c>,
 /// else <c>silent</c>. With several replicas behind a load balancer each knows only the heartbeats
-/// it received; liveness shared between replicas (and <c>lost</c> nodes) comes with the scheduler
-/// issue.
+/// it received; liveness shared between replicas (and <c>lost</c> nodes) comes with the full
+/// scheduler (issue 8).
 /// </summary>
 public sealed class NodeLiveness(TimeSpan lease, TimeProvider time)
 {

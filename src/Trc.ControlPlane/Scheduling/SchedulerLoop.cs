@@ -4,6 +4,7 @@ using Trc.ControlPlane.Catalog;
 using Trc.ControlPlane.Commands;
 using Trc.ControlPlane.Logs;
 using Trc.ControlPlane.Nodes;
+using Trc.Core.Api;
 using Trc.Core.Domain;
 using Trc.Core.Manifest;
 using Trc.Core.Scheduling;
@@ -21,38 +22,32 @@ namespace Trc.ControlPlane.Scheduling;
 /// ready, right after a pass that changed something, and otherwise every interval. The loop never
 /// dies: it stops on cancellation and backs off on errors.
 /// </summary>
-public sealed partial class SchedulerLoop : IAsyncDisposable
+/// <param name="store">The event log (followed for deploys and registrations).</param>
+/// <param name="catalog">The catalog a pass plans from.</param>
+/// <param name="runner">Appends the env's decisions.</param>
+/// <param name="liveness">Which nodes are ready.</param>
+/// <param name="logs">Where the env's users are told why instances wait.</param>
+/// <param name="interval">How often a pass runs when nothing woke the loop.</param>
+/// <param name="time">The clock.</param>
+/// <param name="logger">The server's log.</param>
+public sealed partial class SchedulerLoop(IEventStore store, CatalogReader catalog, CommandRunner runner, NodeLiveness liveness, LogStore logs, TimeSpan interval, TimeProvider time, ILogger logger)
+    : IAsyncDisposable
 {
     private static readonly string[] Triggers = [EventNames.ReleaseDeployed, EventNames.NodeRegistered, EventNames.NodeUpdated];
 
     private static readonly Principal Scheduler = new(DomainIds.V5(DomainIds.Org("trc-platform"), "scheduler"), "scheduler", Roles.Admin, null, null);
 
-    private readonly IEventStore _store;
-    private readonly CatalogReader _catalog;
-    private readonly CommandRunner _runner;
-    private readonly NodeLiveness _liveness;
-    private readonly LogStore _logs;
-    private readonly TimeSpan _interval;
-    private readonly TimeProvider _time;
-    private readonly ILogger _logger;
     private readonly Dictionary<(Guid, int), AppManifest> _manifests = [];
     private readonly Dictionary<(Guid Env, string Process), string> _waiting = [];
-    private readonly CancellationTokenSource _stop = new();
-    private Task? _loop;
+    private BackgroundLoop? _loop;
 
-    /// <summary>Creates the loop; <see cref="Start"/> runs it.</summary>
-    public SchedulerLoop(IEventStore store, CatalogReader catalog, CommandRunner runner, NodeLiveness liveness, LogStore logs, TimeSpan interval, TimeProvider time, ILogger logger)
-    {
-        (_store, _catalog, _runner, _liveness, _logs, _interval, _time, _logger) = (store, catalog, runner, liveness, logs, interval, time, logger);
-    }
+    private long _passes;
 
     /// <summary>Passes completed (for tests and diagnostics).</summary>
     public long Passes => Interlocked.Read(ref _passes);
 
-    private long _passes;
-
     /// <summary>Starts the loop.</summary>
-    public void Start() => _loop = Task.Run(() => RunAsync(_stop.Token));
+    public void Start() => _loop = new BackgroundLoop(RunAsync);
 
     private async Task RunAsync(CancellationToken stop)
     {
@@ -80,7 +75,7 @@ public sealed partial class SchedulerLoop : IAsyncDisposable
                 LogPassFailed(e, backoff);
                 try
                 {
-                    await Task.Delay(backoff, _time, stop).ConfigureAwait(false);
+                    await Task.Delay(backoff, time, stop).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException)
                 {
@@ -99,17 +94,17 @@ public sealed partial class SchedulerLoop : IAsyncDisposable
     /// </summary>
     private async Task<long> WaitForTriggerAsync(long cursor, CancellationToken stop)
     {
-        var deadline = _time.GetUtcNow() + _interval;
+        var deadline = time.GetUtcNow() + interval;
         while (true)
         {
-            var remaining = deadline - _time.GetUtcNow();
+            var remaining = deadline - time.GetUtcNow();
             if (remaining <= TimeSpan.Zero)
             {
                 return cursor;
             }
             using var wake = CancellationTokenSource.CreateLinkedTokenSource(stop);
-            var ready = _liveness.BecameReady.WaitAsync(remaining, _time, wake.Token);
-            var events = _store.WaitForEventsAsync(cursor, remaining, wake.Token);
+            var ready = liveness.BecameReady.WaitAsync(remaining, time, wake.Token);
+            var events = store.WaitForEventsAsync(cursor, remaining, wake.Token);
             var first = await Task.WhenAny(ready, events).ConfigureAwait(false);
             await wake.CancelAsync().ConfigureAwait(false);
             stop.ThrowIfCancellationRequested();
@@ -117,13 +112,13 @@ public sealed partial class SchedulerLoop : IAsyncDisposable
             {
                 return cursor;
             }
-            var page = await _store.ReadAllAsync(cursor, 1000, new EventFilter(Triggers), stop).ConfigureAwait(false);
+            var page = await store.ReadAllAsync(cursor, 1000, new EventFilter(Triggers), stop).ConfigureAwait(false);
             cursor = page.NextCursor;
             if (page.Events.Count > 0)
             {
                 try
                 {
-                    await _runner.CatalogPositionAsync(page.Events[^1].EventId, stop).ConfigureAwait(false);
+                    await runner.CatalogPositionAsync(page.Events[^1].EventId, stop).ConfigureAwait(false);
                 }
                 catch (NotReadyException)
                 {
@@ -138,10 +133,10 @@ public sealed partial class SchedulerLoop : IAsyncDisposable
     internal async Task<bool> PassAsync(CancellationToken ct)
     {
         var nodes = await NodesAsync(ct).ConfigureAwait(false);
-        var live = await _catalog.LiveInstancesAsync(ct).ConfigureAwait(false);
+        var live = await catalog.LiveInstancesAsync(ct).ConfigureAwait(false);
         var changed = false;
         var stillWaiting = new HashSet<(Guid, string)>();
-        var deployed = await _catalog.DeployedEnvsAsync(ct).ConfigureAwait(false);
+        var deployed = await catalog.DeployedEnvsAsync(ct).ConfigureAwait(false);
         // Only the deployed releases' manifests stay cached.
         foreach (var key in _manifests.Keys.Except(deployed).ToList())
         {
@@ -151,7 +146,7 @@ public sealed partial class SchedulerLoop : IAsyncDisposable
         {
             if (!_manifests.TryGetValue((envId, release), out var manifest))
             {
-                manifest = await _catalog.ReleaseManifestAsync(envId, release, ct).ConfigureAwait(false);
+                manifest = await catalog.ReleaseManifestAsync(envId, release, ct).ConfigureAwait(false);
                 if (manifest is null)
                 {
                     continue;
@@ -170,7 +165,7 @@ public sealed partial class SchedulerLoop : IAsyncDisposable
             }
             try
             {
-                var last = await _runner.RunAsync(Scheduler, null, $"scheduler {envId:D}", async load =>
+                var last = await runner.RunAsync(Scheduler, null, $"scheduler {envId:D}", async load =>
                 {
                     // The catalog may lag the log: decide again on the aggregate itself, at its version.
                     var env = await load.LoadAsync(envId, i => new EnvState(i), ct).ConfigureAwait(false);
@@ -203,8 +198,8 @@ public sealed partial class SchedulerLoop : IAsyncDisposable
     }
 
     private async Task<List<NodeCapacity>> NodesAsync(CancellationToken ct) =>
-        (await _catalog.NodesAsync(ct).ConfigureAwait(false))
-            .Select(n => new NodeCapacity(n.Id, n.Name, n.MemoryBytes - n.UsedMemoryBytes, _liveness.IsReady(n.Id)))
+        (await catalog.NodesAsync(ct).ConfigureAwait(false))
+            .Select(n => new NodeCapacity(n.Id, n.Name, n.MemoryBytes - n.UsedMemoryBytes, liveness.IsReady(n.Id)))
             .ToList();
 
     /// <summary>
@@ -219,28 +214,14 @@ public sealed partial class SchedulerLoop : IAsyncDisposable
         }
         _waiting[(envId, waiting.Process)] = waiting.Reason;
         LogWaiting(envId, waiting.Reason);
-        if (await _catalog.EnvNamesAsync(envId, ct).ConfigureAwait(false) is { } names)
+        if (await catalog.EnvNamesAsync(envId, ct).ConfigureAwait(false) is { } names)
         {
-            await _logs.AppendAsync([new LogRecord(envId, names.Org, names.App, names.Env, waiting.Process, Guid.Empty, release, "system", _time.GetUtcNow(), "trc: " + waiting.Reason)], ct).ConfigureAwait(false);
+            await logs.AppendAsync([new LogRecord(envId, names.Org, names.App, names.Env, waiting.Process, Guid.Empty, release, LogStreams.System, time.GetUtcNow(), "trc: " + waiting.Reason)], ct).ConfigureAwait(false);
         }
     }
 
     /// <summary>Stops the loop.</summary>
-    public async ValueTask DisposeAsync()
-    {
-        await _stop.CancelAsync().ConfigureAwait(false);
-        if (_loop is not null)
-        {
-            try
-            {
-                await _loop.ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-            }
-        }
-        _stop.Dispose();
-    }
+    public ValueTask DisposeAsync() => _loop?.DisposeAsync() ?? ValueTask.CompletedTask;
 
     [LoggerMessage(EventId = 2201, Level = LogLevel.Information, Message = "Scheduler: env {Env}: scheduled {Scheduled} instance(s), stop-requested {Stopped}")]
     private partial void LogScheduled(Guid env, int scheduled, int stopped);

@@ -186,6 +186,38 @@ public sealed record InstanceView(
     DateTimeOffset ScheduledAt,
     DateTimeOffset UpdatedAt);
 
+/// <summary>The limits of the log endpoints: what agents ship and what readers page through.</summary>
+public static class LogLimits
+{
+    /// <summary>Most lines in one batch an agent ships.</summary>
+    public const int MaxLinesPerBatch = 1000;
+
+    /// <summary>Longest line, in UTF-8 bytes: agents split longer ones.</summary>
+    public const int MaxLineBytes = 16 * 1024;
+
+    /// <summary>Lines per page when the reader gives no <c>limit</c>.</summary>
+    public const int DefaultPageLines = 500;
+
+    /// <summary>Most lines per page.</summary>
+    public const int MaxPageLines = 5000;
+}
+
+/// <summary>The streams a log line comes from.</summary>
+public static class LogStreams
+{
+    /// <summary>The app's standard output.</summary>
+    public const string Stdout = "stdout";
+
+    /// <summary>The app's standard error.</summary>
+    public const string Stderr = "stderr";
+
+    /// <summary>The platform's own lines about the instance or the env (boot, health, restarts, waiting for a node).</summary>
+    public const string System = "system";
+
+    /// <summary>Every stream, for validation.</summary>
+    public static IReadOnlyList<string> All { get; } = [Stdout, Stderr, System];
+}
+
 /// <summary>A batch of log lines from one node (at most 1,000 lines, each at most 16 KiB).</summary>
 public sealed record LogBatchRequest(IReadOnlyList<LogLineRequest> Lines);
 

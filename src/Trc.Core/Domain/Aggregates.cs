@@ -394,8 +394,7 @@ public sealed class NodeState(Guid id) : AggregateState(EventNames.NodeAggregate
                 Current = Read<NodeRegistered>(json);
                 break;
             case EventNames.NodeUpdated:
-                var u = Read<NodeUpdated>(json);
-                Current = new NodeRegistered(u.Name, u.Prefix, u.MemoryBytes, u.Cpus, u.Driver, u.Acceleration, u.Region, u.AgentVersion);
+                Current = Read<NodeUpdated>(json).AsNode();
                 break;
         }
     }

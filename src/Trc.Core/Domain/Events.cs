@@ -221,7 +221,11 @@ public sealed record NodeUpdated(
     string Driver,
     string Acceleration,
     string? Region,
-    string? AgentVersion);
+    string? AgentVersion)
+{
+    /// <summary>The node as it is now.</summary>
+    public NodeRegistered AsNode() => new(Name, Prefix, MemoryBytes, Cpus, Driver, Acceleration, Region, AgentVersion);
+}
 
 /// <summary>The overlay gave node <paramref name="NodeId"/> its <paramref name="Index"/>th /64 (from 1).</summary>
 public sealed record OverlayPrefixAllocated(Guid NodeId, string Name, int Index, string Prefix);

@@ -32,7 +32,9 @@ public sealed record OverlayNetwork
     public static OverlayNetwork? TryParse(string text, out string error)
     {
         error = "";
-        if (!IPNetwork.TryParse(text, out var network) || network.BaseAddress.AddressFamily != AddressFamily.InterNetworkV6 || !text.Contains('/', StringComparison.Ordinal))
+        // A zone index (fd74:7263::%eth0/48) parses, and would be dropped without a word.
+        if (!IPNetwork.TryParse(text, out var network) || network.BaseAddress.AddressFamily != AddressFamily.InterNetworkV6
+            || !text.Contains('/', StringComparison.Ordinal) || text.Contains('%', StringComparison.Ordinal))
         {
             error = $"\"{Printable(text)}\" is not an IPv6 prefix like fd74:7263::/48";
             return null;
@@ -160,13 +162,8 @@ public static class NodeDecisions
                 overlay.Change(null, new DomainEvent(EventNames.OverlayPrefixAllocated, new OverlayPrefixAllocated(node.Id, r.Name, index, prefix))),
             ];
         }
-        var wanted = new NodeRegistered(r.Name, current.Prefix, r.MemoryBytes, r.Cpus, r.Driver, r.Acceleration, r.Region, r.AgentVersion);
-        if (wanted == current)
-        {
-            return [];
-        }
-        return [node.Change(null, new DomainEvent(EventNames.NodeUpdated,
-            new NodeUpdated(wanted.Name, wanted.Prefix, wanted.MemoryBytes, wanted.Cpus, wanted.Driver, wanted.Acceleration, wanted.Region, wanted.AgentVersion), key))];
+        var update = new NodeUpdated(r.Name, current.Prefix, r.MemoryBytes, r.Cpus, r.Driver, r.Acceleration, r.Region, r.AgentVersion);
+        return update.AsNode() == current ? [] : [node.Change(null, new DomainEvent(EventNames.NodeUpdated, update, key))];
     }
 
     /// <summary>

@@ -91,7 +91,13 @@ public static class Duration
             error = $"'{ByteSize.Shorten(text)}' is not a duration: write a positive whole number and a unit, like \"500ms\", \"5s\", \"2m\" or \"1h\"";
             return false;
         }
-        value = unit * number;
+        // Nine digits of hours (up to ~114,000 years) overflow a TimeSpan (~29,000 years).
+        if (number > TimeSpan.MaxValue.Ticks / unit.Ticks)
+        {
+            error = $"'{ByteSize.Shorten(text)}' is too long a duration";
+            return false;
+        }
+        value = TimeSpan.FromTicks(number * unit.Ticks);
         return true;
     }
 

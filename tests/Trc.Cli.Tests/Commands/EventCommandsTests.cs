@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json;
 using Trc.Testing;
 
@@ -32,22 +31,17 @@ public sealed class EventCommandsTests(CliServerFixture server) : IClassFixture<
     public async Task Follow_prints_new_events_as_they_happen_and_stops_with_exit_0_when_cancelled()
     {
         using var user = await CliSession.NewOrgAsync(server, CliServerFixture.NewName());
-        var output = new SharedStream();
-        using var error = new StringWriter { NewLine = "\n" };
-        using var input = new MemoryStream();
-        using var cts = new CancellationTokenSource();
-        var run = TrcCli.RunAsync(["events", "--follow", "--json", "--type", "app.created"], user.Console(input, output, error), cts.Token);
+        await using var follow = user.Start("events", "--follow", "--json", "--type", "app.created");
 
         await user.OkAsync("apps", "create", "followed");
-        var line = await output.WaitForAsync("followed", TimeSpan.FromSeconds(30));
+        var line = await follow.Output.WaitForAsync("followed", TimeSpan.FromSeconds(30));
         using (var json = JsonDocument.Parse(line))
         {
             Assert.Equal("app.created", json.RootElement.GetProperty("type").GetString());
         }
-        Assert.False(run.IsCompleted, "--follow keeps running");
+        Assert.False(follow.Exit.IsCompleted, "--follow keeps running");
 
-        await cts.CancelAsync();
-        var code = await run.WaitAsync(TimeSpan.FromSeconds(10));
+        var code = await follow.StopAsync();
         Assert.Equal(0, code);
     }
 
@@ -70,18 +64,13 @@ public sealed class EventCommandsTests(CliServerFixture server) : IClassFixture<
         user.Environment["TRC_URL"] = hostile.Url;
         user.Environment["TRC_TOKEN"] = server.AdminToken;
         user.Environment["TRC_ORG"] = "acme";
-        var output = new SharedStream();
-        using var error = new StringWriter { NewLine = "\n" };
-        using var input = new MemoryStream();
-        using var cts = new CancellationTokenSource();
-        var run = TrcCli.RunAsync(["events", "--follow"], user.Console(input, output, error), cts.Token);
+        await using var follow = user.Start("events", "--follow");
 
-        var line = await output.WaitForAsync("app.created", TimeSpan.FromSeconds(30));
-        await cts.CancelAsync();
-        Assert.Equal(0, await run.WaitAsync(TimeSpan.FromSeconds(10)));
+        var line = await follow.Output.WaitForAsync("app.created", TimeSpan.FromSeconds(30));
+        Assert.Equal(0, await follow.StopAsync());
 
         Assert.Matches(@"^\s+7  2025-01-01 00:00:00Z  app\.created\?forged\s+app\?\[2J/00000000-0000-0000-0000-000000000001$", line);
-        Assert.DoesNotContain('\u001b', error.ToString());
+        Assert.DoesNotContain('\u001b', follow.Error.ToString());
     }
 
     [Fact]
@@ -92,60 +81,5 @@ public sealed class EventCommandsTests(CliServerFixture server) : IClassFixture<
         // No event of this type, but the cursor still moves past the ones the filter skipped.
         var page = await user.OkAsync("events", "--type", "env.release_deployed", "--limit", "5");
         Assert.Matches(@"^next: trc events --after \d+ --type env\.release_deployed --limit 5\n$", page.Stderr);
-    }
-
-    /// <summary>Standard output that a test can read while the command is still writing it.</summary>
-    private sealed class SharedStream : Stream
-    {
-        private readonly MemoryStream _buffer = new();
-
-        public override bool CanRead => false;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => true;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
-        public override void Write(byte[] buffer, int offset, int count)
-        {
-            lock (_buffer)
-            {
-                _buffer.Write(buffer, offset, count);
-            }
-        }
-
-        public override void Flush()
-        {
-        }
-
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        /// <summary>The first complete line containing <paramref name="text"/>.</summary>
-        public async Task<string> WaitForAsync(string text, TimeSpan timeout)
-        {
-            var deadline = DateTime.UtcNow + timeout;
-            while (DateTime.UtcNow < deadline)
-            {
-                string written;
-                lock (_buffer)
-                {
-                    written = Encoding.UTF8.GetString(_buffer.ToArray());
-                }
-                var line = written.Split('\n').SkipLast(1).FirstOrDefault(l => l.Contains(text, StringComparison.Ordinal));
-                if (line is not null)
-                {
-                    return line;
-                }
-                await Task.Delay(50);
-            }
-            throw new TimeoutException($"no line with \"{text}\" within {timeout}");
-        }
     }
 }

@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json;
 using Trc.Client;
 using Trc.Core.Api;
@@ -145,22 +144,17 @@ public sealed class NodeLogCommandsTests(CliServerFixture server) : IClassFixtur
         var org = CliServerFixture.NewName();
         var (user, web, _) = await RunningAsync(org);
         await ShipAsync(web, "stdout", T0, "earlier");
-        var output = new LineStream();
-        using var error = new StringWriter { NewLine = "\n" };
-        using var input = new MemoryStream();
-        using var cts = new CancellationTokenSource();
-        var run = TrcCli.RunAsync(["logs", "--follow", "--json"], user.Console(input, output, error), cts.Token);
+        await using var follow = user.Start("logs", "--follow", "--json");
 
-        Assert.Contains("earlier", await output.WaitForAsync("earlier", TimeSpan.FromSeconds(30)));
+        Assert.Contains("earlier", await follow.Output.WaitForAsync("earlier", TimeSpan.FromSeconds(30)));
         await ShipAsync(web, "stderr", T0.AddMinutes(1), "later");
-        var line = await output.WaitForAsync("later", TimeSpan.FromSeconds(30));
+        var line = await follow.Output.WaitForAsync("later", TimeSpan.FromSeconds(30));
         using (var json = JsonDocument.Parse(line))
         {
             Assert.Equal("stderr", json.RootElement.GetProperty("stream").GetString());
         }
-        Assert.False(run.IsCompleted);
-        await cts.CancelAsync();
-        Assert.Equal(0, await run.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.False(follow.Exit.IsCompleted);
+        Assert.Equal(0, await follow.StopAsync());
     }
 
     [Theory]
@@ -173,59 +167,5 @@ public sealed class NodeLogCommandsTests(CliServerFixture server) : IClassFixtur
         var help = CliRunner.Run([command, "--help"]);
         Assert.Equal(0, help.ExitCode);
         Assert.Contains("Example", help.Stdout);
-    }
-
-    /// <summary>Standard output a test reads while the command still writes it.</summary>
-    private sealed class LineStream : Stream
-    {
-        private readonly MemoryStream _buffer = new();
-
-        public override bool CanRead => false;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => true;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
-        public override void Write(byte[] buffer, int offset, int count)
-        {
-            lock (_buffer)
-            {
-                _buffer.Write(buffer, offset, count);
-            }
-        }
-
-        public override void Flush()
-        {
-        }
-
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public async Task<string> WaitForAsync(string text, TimeSpan timeout)
-        {
-            var deadline = DateTime.UtcNow + timeout;
-            while (DateTime.UtcNow < deadline)
-            {
-                string written;
-                lock (_buffer)
-                {
-                    written = Encoding.UTF8.GetString(_buffer.ToArray());
-                }
-                var line = written.Split('\n').SkipLast(1).FirstOrDefault(l => l.Contains(text, StringComparison.Ordinal));
-                if (line is not null)
-                {
-                    return line;
-                }
-                await Task.Delay(50);
-            }
-            throw new TimeoutException($"no line with \"{text}\" within {timeout}");
-        }
     }
 }

@@ -86,6 +86,9 @@ public sealed class CliSession : IDisposable
 
     public async Task<CliResult> RunAsync(params string[] args) => await RunWithInputAsync(args, null);
 
+    /// <summary>Starts a command that keeps running (like <c>--follow</c>); the test reads its output as it comes and stops it.</summary>
+    public RunningCommand Start(params string[] args) => new(this, args);
+
     public async Task<CliResult> RunWithInputAsync(string[] args, string? stdin, CancellationToken ct = default)
     {
         using var input = new MemoryStream(stdin is null ? [] : Encoding.UTF8.GetBytes(stdin));

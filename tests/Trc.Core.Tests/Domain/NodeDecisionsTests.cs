@@ -54,6 +54,8 @@ public sealed class NodeDecisionsTests
     [InlineData("10.0.0.0/8", "IPv6")]
     [InlineData("fd74:7263::", "IPv6")]
     [InlineData("fd74:7263:0:1::/48", "bits set")]
+    [InlineData("fd74:7263::%eth0/48", "IPv6")]
+    [InlineData("fd74:7263::%1/48", "IPv6")]
     public void Only_a_unique_local_48_is_an_overlay(string prefix, string message)
     {
         Assert.Null(OverlayNetwork.TryParse(prefix, out var error));

@@ -48,6 +48,7 @@ public sealed class QuantitiesTests
     [InlineData("5s", 5000)]
     [InlineData("2m", 120000)]
     [InlineData("1h", 3600000)]
+    [InlineData("256204778h", 256204778L * 3600000)]
     public void Durations_parse(string text, long ms)
     {
         Assert.True(Duration.TryParse(text, out var value, out var error), error);
@@ -64,6 +65,8 @@ public sealed class QuantitiesTests
     [InlineData("1m30s")]
     [InlineData("9999999999s")]
     [InlineData("")]
+    [InlineData("999999999h")] // beyond TimeSpan.MaxValue: refused, not an OverflowException
+    [InlineData("256204779h")]
     public void Malformed_durations_are_rejected_with_a_message(string text)
     {
         Assert.False(Duration.TryParse(text, out _, out var error));
