@@ -33,6 +33,8 @@ public sealed class EdgeFedTests(CliServerFixture server) : IClassFixture<CliSer
         try
         {
             await Until(() => Task.FromResult(Accepts(tls)), "the listener for the existing route opens");
+            // The metrics listener starts on its own; the route listener being up says nothing about it.
+            await Until(() => Task.FromResult(Accepts(metricsPort)), "the metrics listener opens");
             var before = await Closed(metricsPort, "backend_unavailable");
             await HelloAsync(tls, host);
             await Until(async () => await Closed(metricsPort, "backend_unavailable") > before, "a connection for the route's name is routed (and finds no instance)");
