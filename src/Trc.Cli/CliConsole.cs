@@ -105,6 +105,9 @@ public static class ExitCodes
     /// <summary>The server could not be reached, did not answer in time, or failed (5xx).</summary>
     public const int Unavailable = 5;
 
+    /// <summary>A rollout this command followed failed its health gate, timed out, or was superseded.</summary>
+    public const int RolloutFailed = 6;
+
     /// <summary>Stopped by Ctrl+C (the shell's convention, 128 + SIGINT).</summary>
     public const int Interrupted = 130;
 }

@@ -28,7 +28,7 @@ public static class TrcCli
         }
         root.Subcommands.Add(SecretsCommands.Create(console));
         foreach (var command in LoginCommands.Create(console).Concat(OrgCommands.Create(console)).Concat(AppCommands.Create(console))
-            .Concat(DeployCommands.Create(console)).Concat(RouteCommands.Create(console)))
+            .Concat(DeployCommands.Create(console)).Concat(RolloutCommands.Create(console)).Concat(RouteCommands.Create(console)))
         {
             root.Subcommands.Add(command);
         }

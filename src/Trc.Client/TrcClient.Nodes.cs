@@ -25,6 +25,10 @@ public sealed partial class TrcClient
     public Task<NodeView> GetNodeAsync(Guid nodeId, CancellationToken ct = default) =>
         GetAsync<NodeView>(NodeApiPaths.Node(nodeId), ct);
 
+    /// <summary>Sets a node's admin state: active, draining or disabled (platform admin).</summary>
+    public Task<NodeView> SetNodeStateAsync(Guid nodeId, string state, string? reason = null, string? idempotencyKey = null, CancellationToken ct = default) =>
+        SendAsync<NodeView>(HttpMethod.Put, NodeApiPaths.NodeState(nodeId), new NodeStateRequest(state, reason), idempotencyKey, ct);
+
     /// <summary>Tells the server the node is alive (node token or admin); nothing is recorded.</summary>
     public Task HeartbeatAsync(Guid nodeId, HeartbeatRequest heartbeat, CancellationToken ct = default) =>
         SendNoContentAsync(HttpMethod.Post, NodeApiPaths.Heartbeat(nodeId), heartbeat, null, ct);

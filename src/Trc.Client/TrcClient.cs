@@ -175,6 +175,26 @@ public sealed partial class TrcClient : IDisposable
     public Task<ReleaseView> DeployAsync(string org, string app, string env, DeployRequest request, string? idempotencyKey = null, CancellationToken ct = default) =>
         SendAsync<ReleaseView>(HttpMethod.Post, ApiPaths.Releases(org, app, env), request, idempotencyKey, ct);
 
+    /// <summary>The env's deployments (rollouts), newest first.</summary>
+    public Task<ListView<DeploymentView>> ListDeploymentsAsync(string org, string app, string env, int limit = 20, CancellationToken ct = default) =>
+        GetAsync<ListView<DeploymentView>>(ApiPaths.Deployments(org, app, env) + "?limit=" + limit.ToString(System.Globalization.CultureInfo.InvariantCulture), ct);
+
+    /// <summary>One deployment: its status, and why it failed if it did.</summary>
+    public Task<DeploymentView> GetDeploymentAsync(string org, string app, string env, int number, CancellationToken ct = default) =>
+        GetAsync<DeploymentView>(ApiPaths.Deployment(org, app, env, number), ct);
+
+    /// <summary>Rolls back to release <paramref name="release"/>, or to the release that served before the one serving now.</summary>
+    public Task<DeploymentView> RollbackAsync(string org, string app, string env, int? release = null, string? idempotencyKey = null, CancellationToken ct = default) =>
+        SendAsync<DeploymentView>(HttpMethod.Post, ApiPaths.Rollback(org, app, env), new RollbackRequest(release), idempotencyKey, ct);
+
+    /// <summary>Restarts every instance once, blue/green.</summary>
+    public Task<DeploymentView> RestartAsync(string org, string app, string env, string? idempotencyKey = null, CancellationToken ct = default) =>
+        SendAsync<DeploymentView>(HttpMethod.Post, ApiPaths.Restart(org, app, env), null, idempotencyKey, ct);
+
+    /// <summary>Runs <paramref name="count"/> instances of <paramref name="process"/>.</summary>
+    public Task<EnvView> ScaleAsync(string org, string app, string env, string process, int count, string? idempotencyKey = null, CancellationToken ct = default) =>
+        SendAsync<EnvView>(HttpMethod.Put, ApiPaths.Scale(org, app, env), new ScaleRequest(process, count), idempotencyKey, ct);
+
     /// <summary>The env's releases, newest first.</summary>
     public Task<ListView<ReleaseView>> ListReleasesAsync(string org, string app, string env, CancellationToken ct = default) =>
         GetAsync<ListView<ReleaseView>>(ApiPaths.Releases(org, app, env), ct);

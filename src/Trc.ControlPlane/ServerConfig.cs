@@ -19,6 +19,9 @@ public sealed class ServerConfigException(string message) : Exception(message);
 /// data_dir = "/var/lib/trc"
 /// overlay_prefix = "fd74:7263::/48"
 /// node_lease = "15s"
+/// scheduler_interval = "3s"
+/// rollout_health_timeout = "5m"
+/// rollout_drain = "5s"
 /// log_retention = "7d"
 ///
 /// [policy]
@@ -33,17 +36,17 @@ public sealed class ServerConfigException(string message) : Exception(message);
 public static class ServerConfig
 {
     /// <summary>Keys a config file may hold.</summary>
-    private static readonly string[] TopKeys = ["database", "listen", "data_dir", "master_key_file", "admin_token_file", "node_token_file", "overlay_prefix", "node_lease", "log_retention", "log_max_lines_per_env", "max_request_body", "policy"];
+    private static readonly string[] TopKeys = ["database", "listen", "data_dir", "master_key_file", "admin_token_file", "node_token_file", "overlay_prefix", "node_lease", "scheduler_interval", "rollout_health_timeout", "rollout_drain", "log_retention", "log_max_lines_per_env", "max_request_body", "policy"];
 
     /// <summary>Settings given as strings, with their environment variables.</summary>
     private static readonly (string Key, string? Variable)[] StringKeys =
     [
         ("database", "TRC_DATABASE"), ("listen", "TRC_LISTEN"), ("data_dir", "TRC_DATA_DIR"), ("master_key_file", "TRC_MASTER_KEY_FILE"),
         ("admin_token_file", null), ("node_token_file", "TRC_NODE_TOKEN_FILE"), ("overlay_prefix", "TRC_OVERLAY_PREFIX"),
-        ("node_lease", "TRC_NODE_LEASE"), ("log_retention", "TRC_LOG_RETENTION"), ("log_max_lines_per_env", "TRC_LOG_MAX_LINES_PER_ENV"),
+        ("node_lease", "TRC_NODE_LEASE"), ("scheduler_interval", "TRC_SCHEDULER_INTERVAL"), ("rollout_health_timeout", "TRC_ROLLOUT_HEALTH_TIMEOUT"), ("rollout_drain", "TRC_ROLLOUT_DRAIN"), ("log_retention", "TRC_LOG_RETENTION"), ("log_max_lines_per_env", "TRC_LOG_MAX_LINES_PER_ENV"),
     ];
 
-    private static readonly string[] PolicyKeys = ["allowed_ports", "denied_ports", "ipv4_pool", "ipv4_extra_ports", "cpu_overcommit", "default_quotas"];
+    private static readonly string[] PolicyKeys = ["allowed_ports", "denied_ports", "ipv4_pool", "ipv4_extra_ports", "cpu_overcommit", "memory_buffer_percent", "default_quotas"];
 
     private static readonly string[] QuotaKeys = ["memory", "instances", "routes", "ipv4_addresses"];
 
@@ -89,6 +92,10 @@ public static class ServerConfig
                 ? OverlayNetwork.TryParse(prefix, out var prefixError) ?? throw Setting("overlay_prefix", prefixError)
                 : OverlayNetwork.Default,
             NodeLease = DurationSetting(values, "node_lease", TimeSpan.FromSeconds(15), TimeSpan.FromSeconds(1), TimeSpan.FromHours(1)),
+            SchedulerInterval = DurationSetting(values, "scheduler_interval", TimeSpan.FromSeconds(3), TimeSpan.FromMilliseconds(100), TimeSpan.FromMinutes(10)),
+            Rollouts = new Core.Scheduling.RolloutTimings(
+                DurationSetting(values, "rollout_health_timeout", RolloutDefaults.HealthTimeout, TimeSpan.FromSeconds(1), TimeSpan.FromHours(24)),
+                DurationSetting(values, "rollout_drain", RolloutDefaults.Drain, TimeSpan.Zero, TimeSpan.FromHours(1))),
             LogRetention = DurationSetting(values, "log_retention", TimeSpan.FromDays(7), TimeSpan.FromMinutes(1), TimeSpan.FromDays(3650)),
             LogMaxLinesPerEnv = values.GetValueOrDefault("log_max_lines_per_env") is { } cap
                 ? int.TryParse(cap, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var lines) && lines is >= 1 and <= 100_000_000
@@ -190,6 +197,10 @@ public static class ServerConfig
                 var ratio = cpu switch { TomlInteger i => i.Value, TomlFloat f => f.Value, _ => double.NaN };
                 policy = policy with { CpuOvercommit = ratio is >= 1 and <= 64 ? ratio : throw Error(file, cpu, "policy.cpu_overcommit", "expected a number from 1 to 64") };
             }
+            if (table.TryGetValue("memory_buffer_percent", out var buffer))
+            {
+                policy = policy with { MemoryBufferPercent = buffer is TomlInteger { Value: >= 0 and <= 50 } b ? (int)b.Value : throw Error(file, buffer, "policy.memory_buffer_percent", "expected an integer from 0 to 50") };
+            }
             if (table.TryGetValue("default_quotas", out var q))
             {
                 policy = policy with { DefaultQuotas = Quotas(file, q, policy.DefaultQuotas) };
@@ -263,4 +274,12 @@ public static class ServerConfig
 
     private static ServerConfigException Error(string file, TomlValue value, string path, string message) =>
         new($"{file}:{value.Position.Line}:{value.Position.Column}: {path}: {message}");
+}
+
+/// <summary>The rollout defaults, as the config file's settings name them.</summary>
+internal static class RolloutDefaults
+{
+    public static TimeSpan HealthTimeout => Core.Scheduling.RolloutTimings.Default.HealthTimeout;
+
+    public static TimeSpan Drain => Core.Scheduling.RolloutTimings.Default.Drain;
 }

@@ -19,6 +19,7 @@ using Trc.ControlPlane.Secrets;
 using Trc.Core.Api;
 using Trc.Core.Crypto;
 using Trc.Core.Domain;
+using Trc.Core.Scheduling;
 using Trc.EventStore;
 using Trc.EventStore.Postgres;
 using Trc.EventStore.Projections;
@@ -70,6 +71,9 @@ public sealed record ServerOptions
 
     /// <summary>How often the scheduler looks at every env even when nothing woke it.</summary>
     public TimeSpan SchedulerInterval { get; init; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>How long a rollout's instances have to become ready, and how long the ones before drain after the switch.</summary>
+    public RolloutTimings Rollouts { get; init; } = RolloutTimings.Default;
 
     /// <summary>Log lines received longer ago than this are deleted.</summary>
     public TimeSpan LogRetention { get; init; } = TimeSpan.FromDays(7);
@@ -176,7 +180,8 @@ public sealed partial class ServerHost : IAsyncDisposable
 
         var logs = new LogStore(database, options.Time);
         await logs.InitializeAsync(ct).ConfigureAwait(false);
-        var liveness = new NodeLiveness(options.NodeLease, options.Time);
+        var liveness = new NodeLiveness(database, options.NodeLease, options.Time);
+        await liveness.InitializeAsync(ct).ConfigureAwait(false);
 
         var adminTokenFile = options.AdminTokenFile ?? Path.Combine(options.DataDirectory, "admin-token");
         var admin = await BootstrapTokenAsync(store, commands, "admin-token", "admin", Roles.Admin, adminTokenFile, ct).ConfigureAwait(false);
@@ -242,7 +247,9 @@ public sealed partial class ServerHost : IAsyncDisposable
         });
         await app.StartAsync(ct).ConfigureAwait(false);
 
-        var scheduler = new SchedulerLoop(store, catalog, commands, liveness, logs, options.SchedulerInterval, options.Time, loggerFactory.CreateLogger<SchedulerLoop>());
+        var scheduler = new SchedulerLoop(store, projections, catalog, commands, liveness, logs,
+            new SchedulerOptions(options.SchedulerInterval, options.Rollouts, options.Policy.CpuOvercommit, options.Policy.MemoryBufferPercent),
+            options.Time, loggerFactory.CreateLogger<SchedulerLoop>());
         scheduler.Start();
         var sweeper = new LogSweeper(logs, options.LogRetention, options.LogMaxLinesPerEnv, options.LogSweepInterval, options.Time, loggerFactory.CreateLogger<LogSweeper>());
         sweeper.Start();

@@ -42,13 +42,21 @@ internal static partial class DeployCommands
             the digest of each platform's image is recorded too, and the nodes run exactly those.
             An image given by digest is sent as it is.
 
+            Then the rollout is followed (blue/green): the new instances start, pass their
+            health checks, take the traffic, and the old ones drain and stop. Exit 0 when it
+            completes; exit 6 when it fails (an instance exits or turns unhealthy, or it is not
+            ready within the server's health timeout) and the release before keeps serving.
+            --detach returns once the release is recorded.
+
             Examples:
               trc deploy --env prod --image registry.example.com/shop@sha256:4f1c...e9a0
               trc deploy --env prod --image registry.example.com/shop:v3
               trc deploy --env staging --manifest deploy/trc.toml --image ghcr.io/acme/shop@sha256:...
             """);
+        var detach = RolloutCommands.DetachOption();
         command.Options.Add(image);
         command.Options.Add(manifest);
+        command.Options.Add(detach);
         registry.AddTo(command);
         var target = Target.Add(command, org: true, env: true, json: true);
         RemoteCommand.SetAction(command, console, target, async (context, ct) =>
@@ -68,9 +76,10 @@ internal static partial class DeployCommands
             if (context.Json)
             {
                 context.PrintJson(release);
-                return ExitCodes.Ok;
+                // The release first (what was made), then, followed, the rollout's end as a second document.
+                return context.Value(detach) || release.Deployment is not { } n ? ExitCodes.Ok : await RolloutCommands.FollowAsync(context, app, n, ct).ConfigureAwait(false);
             }
-            console.Out.WriteLine(TextTable.Clean($"Deployed release {release.Number} of {app} to {org}/{app}/{env} (manifest {path})."));
+            console.Out.WriteLine(TextTable.Clean($"Deployed release {release.Number} of {app} to {org}/{app}/{env} (manifest {path}){(release.Deployment is { } d ? $" as deployment {d}" : "")}."));
             console.Out.WriteLine($"  image:  {TextTable.Clean(release.Image)}");
             console.Out.WriteLine($"  digest: {TextTable.Clean(release.ImageDigest)}");
             // What the env now has for this release: the manifest's routes and volumes, as it declares them.
@@ -82,7 +91,12 @@ internal static partial class DeployCommands
             {
                 console.Out.WriteLine($"  volume: {volume.Name} ({ByteSize.Format(volume.SizeBytes)}, process {volume.Process})");
             }
-            return ExitCodes.Ok;
+            if (context.Value(detach) || release.Deployment is not { } number)
+            {
+                return ExitCodes.Ok;
+            }
+            console.Out.WriteLine("Rolling out (Ctrl+C stops following; the rollout goes on):");
+            return await RolloutCommands.FollowAsync(context, app, number, ct).ConfigureAwait(false);
         });
         return command;
     }

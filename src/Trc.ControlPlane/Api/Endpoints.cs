@@ -68,6 +68,7 @@ public static class Endpoints
         EdgeEndpoints.Map(v1, s);
         NodeEndpoints.Map(v1, s);
         InstanceEndpoints.Map(v1, s);
+        RolloutEndpoints.Map(v1, s);
     }
 
     // ---- orgs, quotas ------------------------------------------------------------------------------
@@ -241,9 +242,12 @@ public static class Endpoints
             var made = (await s.Store.ReadAggregateAsync(EventNames.EnvAggregate, e.View.Id, 0, ct))
                 .Last(x => x.EventType == EventNames.ReleaseCreated && x.EventId <= last);
             var number = EventJson.Deserialize<ReleaseCreated>(made.PayloadJson).Number;
-            return Created(await s.Catalog.ReleaseAsync(e.View.Id, number, ct) ?? throw new NotReadyException($"release {number} is recorded but not yet readable"));
+            var deployment = (await s.Store.ReadAggregateAsync(EventNames.EnvAggregate, e.View.Id, made.AggregateSeq, ct))
+                .Where(x => x.EventType == EventNames.ReleaseDeployed && x.EventId <= last).Select(x => EventJson.Deserialize<ReleaseDeployed>(x.PayloadJson).Deployment).FirstOrDefault();
+            var view = await s.Catalog.ReleaseAsync(e.View.Id, number, ct) ?? throw new NotReadyException($"release {number} is recorded but not yet readable");
+            return Created(view with { Deployment = deployment });
         }).Accepts<DeployRequest>("application/json").Produces<ReleaseView>(201).WithName("deploy")
-          .WithSummary("Deploy: record a release (image pinned to a digest + manifest), make it the env's deployed release, and create or update the manifest's routes and volumes, all in one atomic change.");
+          .WithSummary("Deploy: record a release (image pinned to a digest + manifest), start its rollout (deployment), and create or update the manifest's routes and volumes, all in one atomic change. The answer names the deployment; follow it at .../deployments/{number}.");
 
         v1.MapGet(path, async (HttpContext http, string org, string app, string env, CancellationToken ct) =>
         {
@@ -424,7 +428,8 @@ public static class Endpoints
                 var bundleId = Guid.NewGuid();
                 await s.Vault.WriteAsync(state.Id, bundleId, bytes, ct);
                 made = new SecretsView(state.SecretsVersion + 1, current.Keys.Order(StringComparer.Ordinal).ToList());
-                return Decisions.SetSecrets(state, current.Keys.ToList(), bundleId);
+                var orgState = await load.LoadAsync(state.OrgId, i => new OrgState(i), ct);
+                return Decisions.SetSecrets(state, orgState, current.Keys.ToList(), bundleId);
             }, ct);
             // This request's version (a concurrent one may be newer); a replayed request reads the catalog.
             return Ok(made ?? await s.Catalog.SecretsAsync(e.View.Id, ct));

@@ -68,22 +68,39 @@ public static class NodeEndpoints
                     // decision sees the node and only updates it.
                 }
             }
-            s.Liveness.Heard(id);
-            return Endpoints.Ok(View(s, await s.Catalog.NodeAsync(id, ct) ?? throw new NotReadyException("the node is registered but not yet readable")));
+            await s.Liveness.HeardAsync(id, ct);
+            return Endpoints.Ok(await ViewAsync(s, await s.Catalog.NodeAsync(id, ct) ?? throw new NotReadyException("the node is registered but not yet readable"), ct));
         }).Accepts<RegisterNodeRequest>("application/json").Produces<NodeView>().WithName("registerNode")
           .WithSummary("Register a node (node token or admin): the first registration of a name gets the next /64 of the overlay; later ones update what changed.");
 
         v1.MapGet("/nodes", async (HttpContext http, CancellationToken ct) =>
         {
             Endpoints.RequireAdmin(http);
-            return Endpoints.Ok(new ListView<NodeView>((await s.Catalog.NodesAsync(ct)).Select(n => View(s, n)).ToList()));
-        }).Produces<ListView<NodeView>>().WithName("listNodes").WithSummary("Every node, with its status as this server replica sees it (platform admin).");
+            var seen = await s.Liveness.LastSeenAsync(ct);
+            return Endpoints.Ok(new ListView<NodeView>((await s.Catalog.NodesAsync(ct)).Select(n => View(s, n, seen)).ToList()));
+        }).Produces<ListView<NodeView>>().WithName("listNodes").WithSummary("Every node, with its status (platform admin).");
 
         v1.MapGet("/nodes/{node}", async (HttpContext http, string node, CancellationToken ct) =>
         {
             RequireNodeOrAdmin(http);
-            return Endpoints.Ok(View(s, await NodeAsync(s, node, ct)));
+            return Endpoints.Ok(await ViewAsync(s, await NodeAsync(s, node, ct), ct));
         }).Produces<NodeView>().WithName("getNode").WithSummary("One node (node token or admin).");
+
+        v1.MapPut("/nodes/{node}/state", async (HttpContext http, string node, CancellationToken ct) =>
+        {
+            var p = Endpoints.RequireAdmin(http);
+            var n = await NodeAsync(s, node, ct);
+            var (body, fingerprint) = await JsonBody.ReadAsync<NodeStateRequest>(http, s.MaxBodyBytes);
+            if (body.Reason is { } why && (why.Length > NodeDecisions.MaxReasonLength || why.Any(char.IsControl) || NodeDecisions.HasLoneSurrogate(why)))
+            {
+                throw DomainException.Invalid("invalid_reason", "reason", $"reason is one line of at most {NodeDecisions.MaxReasonLength} characters, without control characters");
+            }
+            var reason = body.Reason is { Length: > 0 } r ? r : $"set {body.State} by the operator";
+            await s.Runner.RunAsync(p, Endpoints.Key(http), fingerprint, async load =>
+                NodeDecisions.SetAdminState(await load.LoadAsync(n.Id, i => new NodeState(i), ct), body.State ?? "", reason), ct);
+            return Endpoints.Ok(await ViewAsync(s, await NodeAsync(s, node, ct), ct));
+        }).Accepts<NodeStateRequest>("application/json").Produces<NodeView>().WithName("setNodeState")
+          .WithSummary("Drain, undrain (active) or disable a node (platform admin): draining moves its instances away once their replacements are healthy; disabled reschedules them at once.");
 
         v1.MapPost("/nodes/{node}/heartbeat", async (HttpContext http, string node, CancellationToken ct) =>
         {
@@ -110,7 +127,7 @@ public static class NodeEndpoints
                     throw DomainException.Invalid("invalid_state", $"instances[{i}].state", $"\"{Endpoints.Printable(instance.State)}\" is not a state: use {string.Join(", ", InstanceStates.All)}");
                 }
             }
-            s.Liveness.Heard(n.Id);
+            await s.Liveness.HeardAsync(n.Id, ct);
             return Results.NoContent();
         }).Accepts<HeartbeatRequest>("application/json").Produces(204).WithName("heartbeat")
           .WithSummary("The node is alive (node token or admin); no event is recorded.");
@@ -209,8 +226,15 @@ public static class NodeEndpoints
         return records;
     }
 
-    private static NodeView View(ApiServices s, NodeRow n) => new(
-        n.Id, n.Name, n.Prefix, n.MemoryBytes, n.Cpus, n.Driver, n.Acceleration, n.Region, s.Liveness.Status(n.Id), s.Liveness.LastSeen(n.Id), n.Instances, n.RegisteredAt, n.AgentVersion);
+    private static NodeView View(ApiServices s, NodeRow n, IReadOnlyDictionary<Guid, DateTimeOffset> seen)
+    {
+        DateTimeOffset? lastSeen = seen.TryGetValue(n.Id, out var at) ? at : null;
+        return new(n.Id, n.Name, n.Prefix, n.MemoryBytes, n.Cpus, n.Driver, n.Acceleration, n.Region, s.Liveness.Status(n.AdminState, n.Lost, lastSeen), lastSeen,
+            n.Instances, n.RegisteredAt, n.AgentVersion, n.AdminState, n.StatusReason, n.UsedMemoryBytes,
+            n.MemoryBytes - n.MemoryBytes / 100 * s.Policy.MemoryBufferPercent);
+    }
+
+    private static async Task<NodeView> ViewAsync(ApiServices s, NodeRow n, CancellationToken ct) => View(s, n, await s.Liveness.LastSeenAsync(ct));
 
     private static Guid ParseNode(string node) => Guid.TryParse(node, out var id) ? id : throw DomainException.NotFound("node");
 

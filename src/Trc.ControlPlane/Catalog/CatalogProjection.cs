@@ -32,9 +32,11 @@ public sealed class CatalogProjection : IProjection
         EventNames.SecretsSet, EventNames.VolumeDeclared, EventNames.VolumeRemoved, EventNames.VolumeChanged,
         EventNames.NodeRegistered, EventNames.NodeUpdated,
         EventNames.InstanceScheduled, EventNames.InstanceStopRequested, EventNames.InstanceStateChanged,
+        EventNames.TrafficSwitched, EventNames.DeploymentCompleted, EventNames.DeploymentFailed, EventNames.EnvScaled,
+        EventNames.NodeLost, EventNames.NodeRecovered, EventNames.NodeAdminStateSet,
     ];
 
-    private static readonly string[] Tables = ["cp_orgs", "cp_tokens", "cp_apps", "cp_envs", "cp_releases", "cp_routes", "cp_volumes", "cp_ipv4", "cp_nodes", "cp_instances"];
+    private static readonly string[] Tables = ["cp_orgs", "cp_tokens", "cp_apps", "cp_envs", "cp_releases", "cp_routes", "cp_volumes", "cp_ipv4", "cp_nodes", "cp_instances", "cp_deployments", "cp_scale"];
 
     /// <inheritdoc />
     public async Task InitializeAsync(ProjectionContext context, CancellationToken cancellationToken)
@@ -47,14 +49,17 @@ public sealed class CatalogProjection : IProjection
             "CREATE TABLE IF NOT EXISTS cp_orgs (id text PRIMARY KEY, name text NOT NULL UNIQUE, memory_quota bigint NOT NULL, instances_quota integer NOT NULL, routes_quota integer NOT NULL, ipv4_quota integer NOT NULL, memory_used bigint NOT NULL, instances_used integer NOT NULL, routes_used integer NOT NULL, ipv4_used integer NOT NULL, created_at text NOT NULL)",
             "CREATE TABLE IF NOT EXISTS cp_tokens (id text PRIMARY KEY, org_id text, name text NOT NULL, role text NOT NULL, secret_hash text NOT NULL, revoked integer NOT NULL, created_at text NOT NULL, UNIQUE (org_id, id))",
             "CREATE TABLE IF NOT EXISTS cp_apps (id text PRIMARY KEY, org_id text NOT NULL, name text NOT NULL, created_at text NOT NULL, UNIQUE (org_id, name))",
-            "CREATE TABLE IF NOT EXISTS cp_envs (id text PRIMARY KEY, org_id text NOT NULL, app_id text NOT NULL, app text NOT NULL, name text NOT NULL, deployed_release integer NOT NULL, secrets_version integer NOT NULL, secret_names text NOT NULL, secret_bundle_id text, ipv4_address text, ipv4_ports text, created_at text NOT NULL, UNIQUE (app_id, name))",
+            "CREATE TABLE IF NOT EXISTS cp_envs (id text PRIMARY KEY, org_id text NOT NULL, app_id text NOT NULL, app text NOT NULL, name text NOT NULL, deployed_release integer NOT NULL, deployment integer NOT NULL DEFAULT 0, active_deployment integer NOT NULL DEFAULT 0, active_release integer NOT NULL DEFAULT 0, secrets_version integer NOT NULL, secret_names text NOT NULL, secret_bundle_id text, ipv4_address text, ipv4_ports text, created_at text NOT NULL, UNIQUE (app_id, name))",
             "CREATE TABLE IF NOT EXISTS cp_releases (env_id text NOT NULL, number integer NOT NULL, image text NOT NULL, image_digest text NOT NULL, resolved_digests text, manifest text NOT NULL, secrets_version integer NOT NULL, memory_bytes bigint NOT NULL, instances integer NOT NULL, created_at text NOT NULL, created_by text, PRIMARY KEY (env_id, number))",
             "CREATE TABLE IF NOT EXISTS cp_routes (env_id text NOT NULL, org_id text NOT NULL, hostname text NOT NULL, listen_port integer NOT NULL, protocol text NOT NULL, process text NOT NULL, backend_port integer NOT NULL, proxy_protocol text NOT NULL, backend_expects integer NOT NULL, ipv4_required integer NOT NULL, created_at text NOT NULL, PRIMARY KEY (env_id, hostname, listen_port))",
             "CREATE TABLE IF NOT EXISTS cp_volumes (env_id text NOT NULL, name text NOT NULL, size_bytes bigint NOT NULL, process text NOT NULL, backup_enabled integer NOT NULL, PRIMARY KEY (env_id, name))",
             "CREATE TABLE IF NOT EXISTS cp_ipv4 (address text PRIMARY KEY, env_id text NOT NULL, org_id text NOT NULL)",
-            "CREATE TABLE IF NOT EXISTS cp_nodes (id text PRIMARY KEY, name text NOT NULL UNIQUE, prefix text NOT NULL, memory_bytes bigint NOT NULL, cpus integer NOT NULL, driver text NOT NULL, acceleration text NOT NULL, region text, agent_version text, registered_at text NOT NULL, updated_at text NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS cp_nodes (id text PRIMARY KEY, name text NOT NULL UNIQUE, prefix text NOT NULL, memory_bytes bigint NOT NULL, cpus integer NOT NULL, driver text NOT NULL, acceleration text NOT NULL, region text, agent_version text, admin_state text NOT NULL DEFAULT 'active', lost integer NOT NULL DEFAULT 0, status_reason text, registered_at text NOT NULL, updated_at text NOT NULL)",
             // memory_bytes: the process's cap in the instance's release, so a node's free memory is one SUM.
-            "CREATE TABLE IF NOT EXISTS cp_instances (id text PRIMARY KEY, env_id text NOT NULL, org_id text NOT NULL, node_id text NOT NULL, process text NOT NULL, release integer NOT NULL, memory_bytes bigint NOT NULL, state text NOT NULL, address text, exit_code integer, reason text, restarts integer NOT NULL, stop_requested integer NOT NULL, stop_reason text, scheduled_at text NOT NULL, updated_at text NOT NULL, UNIQUE (node_id, id), UNIQUE (env_id, id))",
+            "CREATE TABLE IF NOT EXISTS cp_instances (id text PRIMARY KEY, env_id text NOT NULL, org_id text NOT NULL, node_id text NOT NULL, process text NOT NULL, release integer NOT NULL, deployment integer NOT NULL DEFAULT 0, memory_bytes bigint NOT NULL, cpu double precision NOT NULL DEFAULT 0, health_check integer NOT NULL DEFAULT 0, state text NOT NULL, address text, exit_code integer, reason text, restarts integer NOT NULL, stop_requested integer NOT NULL, stop_reason text, scheduled_at text NOT NULL, updated_at text NOT NULL, UNIQUE (node_id, id), UNIQUE (env_id, id))",
+            // One row per deployment (rollout) of an env: status rolling, draining, completed, failed, superseded or replaced.
+            "CREATE TABLE IF NOT EXISTS cp_deployments (env_id text NOT NULL, number integer NOT NULL, release integer NOT NULL, kind text NOT NULL, reason text NOT NULL, status text NOT NULL, failure_reason text, started_at text NOT NULL, switched_at text, finished_at text, created_by text, PRIMARY KEY (env_id, number))",
+            "CREATE TABLE IF NOT EXISTS cp_scale (env_id text NOT NULL, process text NOT NULL, count integer NOT NULL, PRIMARY KEY (env_id, process))",
         })
         {
             await context.ExecuteAsync(ddl, cancellationToken).ConfigureAwait(false);
@@ -113,7 +118,25 @@ public sealed class CatalogProjection : IProjection
                     ("@res", release.ResolvedDigests is null ? null : JsonSerializer.Serialize(release.ResolvedDigests)), ("@man", release.Manifest.GetRawText()),
                     ("@sv", release.SecretsVersion), ("@mem", release.MemoryBytes), ("@ins", release.Instances), ("@at", at), ("@by", e.ActorId?.ToString("D")));
             case EventNames.ReleaseDeployed:
-                return c.ExecuteAsync("UPDATE cp_envs SET deployed_release = @n WHERE id = @id", ct, ("@id", id), ("@n", Read<ReleaseDeployed>(e).Number));
+                return DeployAsync(c, e, id, Read<ReleaseDeployed>(e), at, ct);
+            case EventNames.TrafficSwitched:
+                return SwitchAsync(c, id, Read<TrafficSwitched>(e), at, ct);
+            case EventNames.DeploymentCompleted:
+                return c.ExecuteAsync("UPDATE cp_deployments SET status = 'completed', finished_at = @at WHERE env_id = @id AND number = @d",
+                    ct, ("@id", id), ("@d", Read<DeploymentCompleted>(e).Deployment), ("@at", at));
+            case EventNames.DeploymentFailed:
+                var failed = Read<DeploymentFailed>(e);
+                return c.ExecuteAsync("UPDATE cp_deployments SET status = 'failed', failure_reason = @r, finished_at = @at WHERE env_id = @id AND number = @d",
+                    ct, ("@id", id), ("@d", failed.Deployment), ("@r", failed.Reason), ("@at", at));
+            case EventNames.EnvScaled:
+                return ScaleAsync(c, id, Read<EnvScaled>(e), ct);
+            case EventNames.NodeLost:
+                return c.ExecuteAsync("UPDATE cp_nodes SET lost = 1, status_reason = @r, updated_at = @at WHERE id = @id", ct, ("@id", id), ("@r", Read<NodeLost>(e).Reason), ("@at", at));
+            case EventNames.NodeRecovered:
+                return c.ExecuteAsync("UPDATE cp_nodes SET lost = 0, status_reason = @r, updated_at = @at WHERE id = @id", ct, ("@id", id), ("@r", Read<NodeRecovered>(e).Reason), ("@at", at));
+            case EventNames.NodeAdminStateSet:
+                var admin = Read<NodeAdminStateSet>(e);
+                return c.ExecuteAsync("UPDATE cp_nodes SET admin_state = @s, status_reason = @r, updated_at = @at WHERE id = @id", ct, ("@id", id), ("@s", admin.State), ("@r", admin.Reason), ("@at", at));
             case EventNames.RouteAdded:
                 var route = Read<RouteAdded>(e);
                 return c.ExecuteAsync(
@@ -189,10 +212,44 @@ public sealed class CatalogProjection : IProjection
         await c.ExecuteAsync("DELETE FROM cp_ipv4 WHERE address = @a", ct, ("@a", disabled.Address)).ConfigureAwait(false);
     }
 
+    private static async Task DeployAsync(ProjectionContext c, StoredEvent e, string id, ReleaseDeployed deployed, string at, CancellationToken ct)
+    {
+        // Events from before deployments were numbered count them, as the aggregate does.
+        var number = deployed.Deployment ?? Convert.ToInt32(await ScalarAsync(c, "SELECT deployment FROM cp_envs WHERE id = @id", ct, ("@id", id)).ConfigureAwait(false), CultureInfo.InvariantCulture) + 1;
+        await c.ExecuteAsync("UPDATE cp_deployments SET status = 'superseded', finished_at = @at WHERE env_id = @id AND status = 'rolling'", ct, ("@id", id), ("@at", at)).ConfigureAwait(false);
+        await c.ExecuteAsync("UPDATE cp_envs SET deployed_release = @n, deployment = @d WHERE id = @id", ct, ("@id", id), ("@n", deployed.Number), ("@d", number)).ConfigureAwait(false);
+        await c.ExecuteAsync(
+            "INSERT INTO cp_deployments (env_id, number, release, kind, reason, status, started_at, created_by) VALUES (@id, @d, @r, @k, @why, 'rolling', @at, @by)",
+            ct, ("@id", id), ("@d", number), ("@r", deployed.Number), ("@k", deployed.Kind ?? DeploymentKinds.Deploy), ("@why", deployed.Reason ?? $"release {deployed.Number}"),
+            ("@at", at), ("@by", e.ActorId?.ToString("D"))).ConfigureAwait(false);
+    }
+
+    private static async Task SwitchAsync(ProjectionContext c, string id, TrafficSwitched switched, string at, CancellationToken ct)
+    {
+        await c.ExecuteAsync("UPDATE cp_deployments SET status = 'replaced', finished_at = coalesce(finished_at, @at) WHERE env_id = @id AND status IN ('draining', 'completed')",
+            ct, ("@id", id), ("@at", at)).ConfigureAwait(false);
+        await c.ExecuteAsync("UPDATE cp_deployments SET status = 'draining', switched_at = @at WHERE env_id = @id AND number = @d", ct, ("@id", id), ("@d", switched.Deployment), ("@at", at)).ConfigureAwait(false);
+        await c.ExecuteAsync("UPDATE cp_envs SET active_deployment = @d, active_release = @r WHERE id = @id", ct, ("@id", id), ("@d", switched.Deployment), ("@r", switched.Release)).ConfigureAwait(false);
+    }
+
+    private static async Task ScaleAsync(ProjectionContext c, string id, EnvScaled scaled, CancellationToken ct)
+    {
+        await c.ExecuteAsync("DELETE FROM cp_scale WHERE env_id = @id AND process = @p", ct, ("@id", id), ("@p", scaled.Process)).ConfigureAwait(false);
+        await c.ExecuteAsync("INSERT INTO cp_scale (env_id, process, count) VALUES (@id, @p, @n)", ct, ("@id", id), ("@p", scaled.Process), ("@n", scaled.Count)).ConfigureAwait(false);
+    }
+
+    private static async Task<object?> ScalarAsync(ProjectionContext c, string sql, CancellationToken ct, params (string, object?)[] parameters)
+    {
+        await using var command = c.Command(sql, parameters);
+        return await command.ExecuteScalarAsync(ct).ConfigureAwait(false);
+    }
+
     private static async Task ScheduleAsync(ProjectionContext c, StoredEvent e, string envId, InstanceScheduled scheduled, string at, CancellationToken ct)
     {
-        // The process's memory cap in its release: releases never change, so this is deterministic.
+        // The process's memory cap, CPU and health check in its release: releases never change, so this is deterministic.
         long memory = 0;
+        double cpu = 0;
+        var health = 0;
         await using (var command = c.Command("SELECT manifest FROM cp_releases WHERE env_id = @e AND number = @n", ("@e", envId), ("@n", scheduled.Release)))
         {
             if (await command.ExecuteScalarAsync(ct).ConfigureAwait(false) is string manifest)
@@ -201,13 +258,16 @@ public sealed class CatalogProjection : IProjection
                 if (json.RootElement.GetProperty("processes").TryGetProperty(scheduled.Process, out var process))
                 {
                     memory = process.GetProperty("memory_bytes").GetInt64();
+                    cpu = process.TryGetProperty("cpu", out var c1) && c1.ValueKind == JsonValueKind.Number ? c1.GetDouble() : 0;
+                    health = process.TryGetProperty("healthcheck", out var h) && h.ValueKind == JsonValueKind.Object ? 1 : 0;
                 }
             }
         }
+        var deployment = scheduled.Deployment ?? Convert.ToInt32(await ScalarAsync(c, "SELECT deployment FROM cp_envs WHERE id = @id", ct, ("@id", envId)).ConfigureAwait(false) ?? 0, CultureInfo.InvariantCulture);
         await c.ExecuteAsync(
-            "INSERT INTO cp_instances (id, env_id, org_id, node_id, process, release, memory_bytes, state, restarts, stop_requested, scheduled_at, updated_at) VALUES (@i, @e, @o, @n, @p, @r, @m, @s, 0, 0, @at, @at)",
+            "INSERT INTO cp_instances (id, env_id, org_id, node_id, process, release, deployment, memory_bytes, cpu, health_check, state, restarts, stop_requested, scheduled_at, updated_at) VALUES (@i, @e, @o, @n, @p, @r, @d, @m, @c, @h, @s, 0, 0, @at, @at)",
             ct, ("@i", scheduled.InstanceId.ToString("D")), ("@e", envId), ("@o", e.TenantId?.ToString("D") ?? ""), ("@n", scheduled.NodeId.ToString("D")),
-            ("@p", scheduled.Process), ("@r", scheduled.Release), ("@m", memory), ("@s", Core.Api.InstanceStates.Scheduled), ("@at", at)).ConfigureAwait(false);
+            ("@p", scheduled.Process), ("@r", scheduled.Release), ("@d", deployment), ("@m", memory), ("@c", cpu), ("@h", health), ("@s", Core.Api.InstanceStates.Scheduled), ("@at", at)).ConfigureAwait(false);
     }
 
     private static T Read<T>(StoredEvent e) => EventJson.Deserialize<T>(e.PayloadJson);

@@ -4,6 +4,7 @@ using System.Text.Json;
 using Trc.Core.Api;
 using Trc.Core.Domain;
 using Trc.Core.Manifest;
+using Trc.Core.Scheduling;
 
 namespace Trc.ControlPlane.Catalog;
 
@@ -20,7 +21,24 @@ namespace Trc.ControlPlane.Catalog;
 /// <param name="RegisteredAt">First registration.</param>
 /// <param name="Instances">Instances scheduled on it and not stop-requested.</param>
 /// <param name="UsedMemoryBytes">The memory caps of those instances, summed.</param>
-public sealed record NodeRow(Guid Id, string Name, string Prefix, long MemoryBytes, int Cpus, string Driver, string Acceleration, string? Region, string? AgentVersion, DateTimeOffset RegisteredAt, int Instances, long UsedMemoryBytes);
+/// <param name="AdminState">The operator's state (active, draining, disabled).</param>
+/// <param name="Lost">Whether the leader declared it lost.</param>
+/// <param name="StatusReason">Why its status last changed.</param>
+public sealed record NodeRow(Guid Id, string Name, string Prefix, long MemoryBytes, int Cpus, string Driver, string Acceleration, string? Region, string? AgentVersion, DateTimeOffset RegisteredAt, int Instances, long UsedMemoryBytes,
+    string AdminState = NodeAdminStates.Active, bool Lost = false, string? StatusReason = null);
+
+/// <summary>A live instance as the scheduler plans with it.</summary>
+/// <param name="EnvId">Its env.</param>
+/// <param name="Status">Where it runs and its last state.</param>
+/// <param name="MemoryBytes">Its memory cap.</param>
+/// <param name="Cpu">Its CPU request.</param>
+public sealed record SchedulingInstance(Guid EnvId, InstanceStatus Status, long MemoryBytes, double Cpu);
+
+/// <summary>When an env's latest deployment started and switched traffic.</summary>
+/// <param name="Deployment">Its number.</param>
+/// <param name="StartedAt">When it started.</param>
+/// <param name="SwitchedAt">When traffic switched to it, if it did.</param>
+public sealed record DeploymentTimes(int Deployment, DateTimeOffset StartedAt, DateTimeOffset? SwitchedAt);
 
 /// <summary>An instance with the names that tag its logs.</summary>
 /// <param name="Id">The instance.</param>
@@ -42,7 +60,8 @@ public sealed partial class CatalogReader
     private const string NodeColumns = """
         n.id, n.name, n.prefix, n.memory_bytes, n.cpus, n.driver, n.acceleration, n.region, n.agent_version, n.registered_at,
         (SELECT count(*) FROM cp_instances i WHERE i.node_id = n.id AND i.stop_requested = 0),
-        (SELECT coalesce(sum(i.memory_bytes), 0) FROM cp_instances i WHERE i.node_id = n.id AND i.stop_requested = 0)
+        (SELECT coalesce(sum(i.memory_bytes), 0) FROM cp_instances i WHERE i.node_id = n.id AND i.stop_requested = 0),
+        n.admin_state, n.lost, n.status_reason
         """;
 
     /// <summary>Every node, by name.</summary>
@@ -56,7 +75,8 @@ public sealed partial class CatalogReader
     private static NodeRow ReadNode(DbDataReader r) => new(
         Guid.Parse(r.GetString(0)), r.GetString(1), r.GetString(2), r.GetInt64(3), Convert.ToInt32(r.GetValue(4), CultureInfo.InvariantCulture),
         r.GetString(5), r.GetString(6), r.IsDBNull(7) ? null : r.GetString(7), r.IsDBNull(8) ? null : r.GetString(8), Time(r.GetString(9)),
-        Convert.ToInt32(r.GetValue(10), CultureInfo.InvariantCulture), Convert.ToInt64(r.GetValue(11), CultureInfo.InvariantCulture));
+        Convert.ToInt32(r.GetValue(10), CultureInfo.InvariantCulture), Convert.ToInt64(r.GetValue(11), CultureInfo.InvariantCulture),
+        r.GetString(12), Convert.ToInt64(r.GetValue(13), CultureInfo.InvariantCulture) != 0, r.IsDBNull(14) ? null : r.GetString(14));
 
     private const string InstanceColumns = "i.id, i.env_id, i.org_id, i.node_id, i.process, i.release, i.stop_requested, i.state, o.name, e.app, e.name";
 
@@ -125,7 +145,7 @@ public sealed partial class CatalogReader
     public Task<List<InstanceView>> EnvInstancesAsync(Guid envId, CancellationToken ct) =>
         QueryAsync(
             """
-            SELECT i.id, i.process, i.release, i.node_id, coalesce(n.name, ''), i.state, i.address, i.exit_code, i.reason, i.restarts, i.stop_requested, i.scheduled_at, i.updated_at
+            SELECT i.id, i.process, i.release, i.node_id, coalesce(n.name, ''), i.state, i.address, i.exit_code, i.reason, i.restarts, i.stop_requested, i.scheduled_at, i.updated_at, i.deployment, i.stop_reason
             FROM cp_instances i LEFT JOIN cp_nodes n ON n.id = i.node_id
             WHERE i.env_id = @e AND NOT (i.stop_requested = 1 AND i.state IN ('stopped', 'scheduled', 'failed', 'exited', 'memory_limit_exceeded'))
             ORDER BY i.process, i.release DESC, i.scheduled_at, i.id
@@ -134,13 +154,49 @@ public sealed partial class CatalogReader
                 Guid.Parse(r.GetString(0)), r.GetString(1), Convert.ToInt32(r.GetValue(2), CultureInfo.InvariantCulture), Guid.Parse(r.GetString(3)), r.GetString(4),
                 r.GetString(5), r.IsDBNull(6) ? null : r.GetString(6), r.IsDBNull(7) ? null : Convert.ToInt32(r.GetValue(7), CultureInfo.InvariantCulture),
                 r.IsDBNull(8) ? null : r.GetString(8), Convert.ToInt32(r.GetValue(9), CultureInfo.InvariantCulture),
-                Convert.ToInt64(r.GetValue(10), CultureInfo.InvariantCulture) != 0, Time(r.GetString(11)), Time(r.GetString(12))),
+                Convert.ToInt64(r.GetValue(10), CultureInfo.InvariantCulture) != 0, Time(r.GetString(11)), Time(r.GetString(12)),
+                Convert.ToInt32(r.GetValue(13), CultureInfo.InvariantCulture), r.IsDBNull(14) ? null : r.GetString(14)),
             ct, ("@e", envId.ToString("D")));
 
-    /// <summary>Envs with a deployed release: (env, release number).</summary>
-    public Task<List<(Guid Env, int Release)>> DeployedEnvsAsync(CancellationToken ct) =>
-        QueryAsync("SELECT id, deployed_release FROM cp_envs WHERE deployed_release > 0 ORDER BY id",
-            r => (Guid.Parse(r.GetString(0)), Convert.ToInt32(r.GetValue(1), CultureInfo.InvariantCulture)), ct);
+    /// <summary>
+    /// Envs the scheduler plans: those with a deployment, and those with live instances. Each with
+    /// its latest deployment's number and times (null when it has none).
+    /// </summary>
+    public Task<List<(Guid Env, DeploymentTimes? Times)>> SchedulingEnvsAsync(CancellationToken ct) =>
+        QueryAsync(
+            """
+            SELECT e.id, d.number, d.started_at, d.switched_at FROM cp_envs e LEFT JOIN cp_deployments d ON d.env_id = e.id AND d.number = e.deployment
+            WHERE e.deployment > 0 OR EXISTS (SELECT 1 FROM cp_instances i WHERE i.env_id = e.id AND i.stop_requested = 0)
+            ORDER BY e.id
+            """,
+            r => (Guid.Parse(r.GetString(0)), r.IsDBNull(1) ? null
+                : new DeploymentTimes(Convert.ToInt32(r.GetValue(1), CultureInfo.InvariantCulture), Time(r.GetString(2)), r.IsDBNull(3) ? null : Time(r.GetString(3)))),
+            ct);
+
+    /// <summary>Every instance not asked to stop, with its last state, memory and CPU.</summary>
+    public Task<List<SchedulingInstance>> SchedulingInstancesAsync(CancellationToken ct) =>
+        QueryAsync(
+            "SELECT env_id, id, node_id, process, release, deployment, state, restarts, exit_code, reason, memory_bytes, cpu FROM cp_instances WHERE stop_requested = 0",
+            r => new SchedulingInstance(Guid.Parse(r.GetString(0)),
+                new InstanceStatus(Guid.Parse(r.GetString(1)), Guid.Parse(r.GetString(2)), r.GetString(3), Convert.ToInt32(r.GetValue(4), CultureInfo.InvariantCulture),
+                    Convert.ToInt32(r.GetValue(5), CultureInfo.InvariantCulture), r.GetString(6), Convert.ToInt32(r.GetValue(7), CultureInfo.InvariantCulture),
+                    r.IsDBNull(8) ? null : Convert.ToInt32(r.GetValue(8), CultureInfo.InvariantCulture), r.IsDBNull(9) ? null : r.GetString(9)),
+                Convert.ToInt64(r.GetValue(10), CultureInfo.InvariantCulture), Convert.ToDouble(r.GetValue(11), CultureInfo.InvariantCulture)),
+            ct);
+
+    private const string DeploymentColumns = "number, release, kind, reason, status, failure_reason, started_at, switched_at, finished_at";
+
+    /// <summary>An env's deployments, newest first (at most <paramref name="limit"/>).</summary>
+    public Task<List<DeploymentView>> DeploymentsAsync(Guid envId, int limit, CancellationToken ct) =>
+        QueryAsync($"SELECT {DeploymentColumns} FROM cp_deployments WHERE env_id = @e ORDER BY number DESC LIMIT {limit.ToString(CultureInfo.InvariantCulture)}", ReadDeployment, ct, ("@e", envId.ToString("D")));
+
+    /// <summary>One deployment, or null.</summary>
+    public async Task<DeploymentView?> DeploymentAsync(Guid envId, int number, CancellationToken ct) =>
+        (await QueryAsync($"SELECT {DeploymentColumns} FROM cp_deployments WHERE env_id = @e AND number = @n", ReadDeployment, ct, ("@e", envId.ToString("D")), ("@n", number)).ConfigureAwait(false)).FirstOrDefault();
+
+    private static DeploymentView ReadDeployment(DbDataReader r) => new(
+        Convert.ToInt32(r.GetValue(0), CultureInfo.InvariantCulture), Convert.ToInt32(r.GetValue(1), CultureInfo.InvariantCulture), r.GetString(2), r.GetString(3), r.GetString(4),
+        r.IsDBNull(5) ? null : r.GetString(5), Time(r.GetString(6)), r.IsDBNull(7) ? null : Time(r.GetString(7)), r.IsDBNull(8) ? null : Time(r.GetString(8)));
 
     /// <summary>A release's normalized manifest, or null.</summary>
     public async Task<AppManifest?> ReleaseManifestAsync(Guid envId, int number, CancellationToken ct)
@@ -153,15 +209,6 @@ public sealed partial class CatalogReader
         }
         using var json = JsonDocument.Parse(text);
         return ManifestJson.Read(json.RootElement);
-    }
-
-    /// <summary>Every instance not asked to stop, by env.</summary>
-    public async Task<Dictionary<Guid, List<ScheduledInstance>>> LiveInstancesAsync(CancellationToken ct)
-    {
-        var rows = await QueryAsync("SELECT env_id, id, node_id, process, release FROM cp_instances WHERE stop_requested = 0",
-            r => (Env: Guid.Parse(r.GetString(0)), Instance: new ScheduledInstance(Guid.Parse(r.GetString(1)), Guid.Parse(r.GetString(2)), r.GetString(3), Convert.ToInt32(r.GetValue(4), CultureInfo.InvariantCulture), false)),
-            ct).ConfigureAwait(false);
-        return rows.GroupBy(r => r.Env).ToDictionary(g => g.Key, g => g.Select(x => x.Instance).ToList());
     }
 
     /// <summary>An env's org, app and env names, or null.</summary>

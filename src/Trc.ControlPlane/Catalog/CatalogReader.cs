@@ -64,11 +64,18 @@ public sealed partial class CatalogReader(ISqlDatabase database)
 
     private static AppView ReadApp(DbDataReader r, string org) => new(Guid.Parse(r.GetString(0)), org, r.GetString(1), Time(r.GetString(2)));
 
-    private const string EnvColumns = "id, app, name, deployed_release, secrets_version, ipv4_address, created_at, secret_bundle_id";
+    private const string EnvColumns = """
+        id, app, name, deployed_release, secrets_version, ipv4_address, created_at, secret_bundle_id, active_release, deployment,
+        (SELECT d.status FROM cp_deployments d WHERE d.env_id = cp_envs.id AND d.number = cp_envs.deployment)
+        """;
 
     /// <summary>An env of an app.</summary>
     public async Task<EnvRow?> EnvAsync(string org, Guid appId, string name, CancellationToken ct) =>
         (await QueryAsync($"SELECT {EnvColumns} FROM cp_envs WHERE app_id = @a AND name = @n", r => ReadEnv(r, org), ct, ("@a", appId.ToString("D")), ("@n", name))).FirstOrDefault();
+
+    /// <summary>An env by id (of org <paramref name="org"/>, for its view).</summary>
+    public async Task<EnvRow?> EnvByIdAsync(string org, Guid envId, CancellationToken ct) =>
+        (await QueryAsync($"SELECT {EnvColumns} FROM cp_envs WHERE id = @e", r => ReadEnv(r, org), ct, ("@e", envId.ToString("D")))).FirstOrDefault();
 
     /// <summary>An app's envs, by name.</summary>
     public async Task<List<EnvView>> EnvsAsync(string org, Guid appId, CancellationToken ct) =>
@@ -76,8 +83,19 @@ public sealed partial class CatalogReader(ISqlDatabase database)
 
     private static EnvRow ReadEnv(DbDataReader r, string org) => new(
         new EnvView(Guid.Parse(r.GetString(0)), org, r.GetString(1), r.GetString(2), Convert.ToInt32(r.GetValue(3), CultureInfo.InvariantCulture),
-            Convert.ToInt32(r.GetValue(4), CultureInfo.InvariantCulture), r.IsDBNull(5) ? null : r.GetString(5), Time(r.GetString(6))),
+            Convert.ToInt32(r.GetValue(4), CultureInfo.InvariantCulture), r.IsDBNull(5) ? null : r.GetString(5), Time(r.GetString(6)),
+            Convert.ToInt32(r.GetValue(8), CultureInfo.InvariantCulture), Convert.ToInt32(r.GetValue(9), CultureInfo.InvariantCulture), RolloutOf(r.IsDBNull(10) ? null : r.GetString(10))),
         r.IsDBNull(7) ? null : Guid.Parse(r.GetString(7)));
+
+    /// <summary>An env's rollout as its latest deployment's status says (superseded and replaced never are the latest).</summary>
+    private static string RolloutOf(string? status) => status switch
+    {
+        null => RolloutStatuses.None,
+        "rolling" => RolloutStatuses.Rolling,
+        "draining" => RolloutStatuses.Draining,
+        "failed" => RolloutStatuses.Failed,
+        _ => RolloutStatuses.Completed,
+    };
 
     /// <summary>An env's secret names (current version).</summary>
     public async Task<SecretsView> SecretsAsync(Guid envId, CancellationToken ct) =>
@@ -124,14 +142,20 @@ public sealed partial class CatalogReader(ISqlDatabase database)
 
     /// <summary>
     /// Every route of the platform, for edges, with its backends: the overlay addresses of the
-    /// route's process's instances in the env that run (<c>running</c> or <c>healthy</c>), have an
-    /// address and were not asked to stop, as <c>[address]:backend_port</c>, sorted.
+    /// route's process's instances of the env's active deployment (the one traffic switched to) that
+    /// are ready (<c>healthy</c>, or <c>running</c> when their process has no health check), have an
+    /// address and were not asked to stop, as <c>[address]:backend_port</c>, sorted. An instance of a
+    /// rollout that has not passed its gate, or that turned unhealthy, is never a backend.
     /// </summary>
     public async Task<List<EdgeRouteView>> EdgeRoutesAsync(CancellationToken ct)
     {
         // Backends first, then routes: both at least as new as the position the caller read before.
         var backends = (await QueryAsync(
-            "SELECT env_id, process, address FROM cp_instances WHERE stop_requested = 0 AND address IS NOT NULL AND state IN ('running', 'healthy')",
+            """
+            SELECT i.env_id, i.process, i.address FROM cp_instances i JOIN cp_envs e ON e.id = i.env_id
+            WHERE i.stop_requested = 0 AND i.address IS NOT NULL AND i.deployment = e.active_deployment
+              AND (i.state = 'healthy' OR (i.state = 'running' AND i.health_check = 0))
+            """,
             r => (Env: r.GetString(0), Process: r.GetString(1), Address: r.GetString(2)), ct).ConfigureAwait(false))
             .ToLookup(b => (b.Env, b.Process), b => b.Address);
         return await QueryAsync(

@@ -81,6 +81,16 @@ public static class ApiPaths
 
     public static string Volume(string org, string app, string env, string name) => $"{Volumes(org, app, env)}/{Uri.EscapeDataString(name)}";
 
+    public static string Deployments(string org, string app, string env) => $"{Env(org, app, env)}/deployments";
+
+    public static string Deployment(string org, string app, string env, int number) => $"{Deployments(org, app, env)}/{number}";
+
+    public static string Rollback(string org, string app, string env) => $"{Env(org, app, env)}/rollback";
+
+    public static string Restart(string org, string app, string env) => $"{Env(org, app, env)}/restart";
+
+    public static string Scale(string org, string app, string env) => $"{Env(org, app, env)}/scale";
+
     public static string OrgEvents(string org) => $"{Org(org)}/events";
 
     public static string OrgEventsStream(string org) => $"{OrgEvents(org)}/stream";
@@ -111,7 +121,38 @@ public sealed record AppView(Guid Id, string Org, string Name, DateTimeOffset Cr
 
 public sealed record CreateEnvRequest(string Name);
 
-public sealed record EnvView(Guid Id, string Org, string App, string Name, int DeployedRelease, int SecretsVersion, string? Ipv4Address, DateTimeOffset CreatedAt);
+/// <summary>An env.</summary>
+/// <param name="Id">Its id.</param>
+/// <param name="Org">Its org.</param>
+/// <param name="App">Its app.</param>
+/// <param name="Name">Its name.</param>
+/// <param name="DeployedRelease">The release of its latest deployment (being rolled out, serving, or failed); 0: none.</param>
+/// <param name="SecretsVersion">Its current secrets version.</param>
+/// <param name="Ipv4Address">Its dedicated IPv4 address, if any.</param>
+/// <param name="CreatedAt">When it was created.</param>
+/// <param name="ActiveRelease">The release the edge sends connections to (0: none yet).</param>
+/// <param name="Deployment">Its latest deployment's number (0: none).</param>
+/// <param name="Rollout">Where that deployment stands: none, rolling, draining, completed or failed.</param>
+public sealed record EnvView(Guid Id, string Org, string App, string Name, int DeployedRelease, int SecretsVersion, string? Ipv4Address, DateTimeOffset CreatedAt,
+    int ActiveRelease = 0, int Deployment = 0, string Rollout = "none");
+
+/// <summary>A deployment (rollout) of a release in an env.</summary>
+/// <param name="Number">Its number in the env (from 1).</param>
+/// <param name="Release">The release it rolls out.</param>
+/// <param name="Kind">deploy, rollback, secrets or restart.</param>
+/// <param name="Reason">Why it started.</param>
+/// <param name="Status">rolling (instances start; the one before serves), draining (it serves; the one before drains), completed, failed, superseded (a newer one started before it switched) or replaced (a newer one serves).</param>
+/// <param name="FailureReason">Why it failed, if it did.</param>
+/// <param name="StartedAt">When it started.</param>
+/// <param name="SwitchedAt">When traffic switched to it, if it did.</param>
+/// <param name="FinishedAt">When it completed, failed or was superseded or replaced.</param>
+public sealed record DeploymentView(int Number, int Release, string Kind, string Reason, string Status, string? FailureReason, DateTimeOffset StartedAt, DateTimeOffset? SwitchedAt, DateTimeOffset? FinishedAt);
+
+/// <summary>Roll back to release <c>release</c>, or (without it) to the release that served before the one serving now.</summary>
+public sealed record RollbackRequest(int? Release = null);
+
+/// <summary>Run <c>count</c> instances of <c>process</c> (within its manifest's scaling bounds).</summary>
+public sealed record ScaleRequest(string Process, int Count);
 
 /// <summary>
 /// Deploy: record a release (image pinned to a digest, the manifest's TOML) and make it the env's.
@@ -135,7 +176,8 @@ public sealed record ReleaseView(
     int Instances,
     bool Deployed,
     DateTimeOffset CreatedAt,
-    Guid? CreatedBy);
+    Guid? CreatedBy,
+    int? Deployment = null);
 
 public sealed record CreateRouteRequest(
     string Hostname,

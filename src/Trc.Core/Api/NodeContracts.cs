@@ -13,6 +13,8 @@ public static class NodeApiPaths
 
     public static string Heartbeat(Guid node) => $"{Node(node)}/heartbeat";
 
+    public static string NodeState(Guid node) => $"{Node(node)}/state";
+
     public static string NodeInstances(Guid node) => $"{Node(node)}/instances";
 
     public static string InstanceState(Guid node, Guid instance) => $"{NodeInstances(node)}/{instance:D}/state";
@@ -86,11 +88,15 @@ public sealed record RegisterNodeRequest(string Name, long MemoryBytes, int Cpus
 /// <param name="Driver">Its runtime driver.</param>
 /// <param name="Acceleration"><c>kvm</c>, <c>tcg</c> or <c>none</c>.</param>
 /// <param name="Region">Its region label, or null.</param>
-/// <param name="Status"><c>ready</c> (heard from within the lease), <c>silent</c> (not heard from since).</param>
-/// <param name="LastHeartbeat">When this server replica last heard from it, or null.</param>
+/// <param name="Status"><c>ready</c> (heard from within the lease), <c>silent</c> (not heard from since), <c>lost</c> (declared lost; its instances were rescheduled), <c>draining</c> or <c>disabled</c> (set by the operator).</param>
+/// <param name="LastHeartbeat">When a server replica last heard from it, or null.</param>
 /// <param name="Instances">Instances scheduled on it and not stop-requested.</param>
 /// <param name="RegisteredAt">When it first registered.</param>
 /// <param name="AgentVersion">The agent's version as last registered, or null.</param>
+/// <param name="AdminState">The operator's state: active, draining or disabled.</param>
+/// <param name="StatusReason">Why its status last changed (lost, recovered, drained...), or null.</param>
+/// <param name="UsedMemoryBytes">Memory caps of the instances scheduled on it and not asked to stop.</param>
+/// <param name="AllocatableMemoryBytes">Memory the scheduler places instances into: what it offers minus the cluster's buffer.</param>
 public sealed record NodeView(
     Guid Id,
     string Name,
@@ -104,7 +110,14 @@ public sealed record NodeView(
     DateTimeOffset? LastHeartbeat,
     int Instances,
     DateTimeOffset RegisteredAt,
-    string? AgentVersion = null);
+    string? AgentVersion = null,
+    string AdminState = "active",
+    string? StatusReason = null,
+    long UsedMemoryBytes = 0,
+    long AllocatableMemoryBytes = 0);
+
+/// <summary>Set a node's admin state: <c>active</c>, <c>draining</c> or <c>disabled</c>, with an optional reason.</summary>
+public sealed record NodeStateRequest(string State, string? Reason = null);
 
 /// <summary>A heartbeat: the node is alive, with what it has free and what runs on it.</summary>
 public sealed record HeartbeatRequest(long MemoryBytes, int Cpus, IReadOnlyList<InstanceHeartbeat> Instances);
@@ -184,7 +197,9 @@ public sealed record InstanceView(
     int Restarts,
     bool StopRequested,
     DateTimeOffset ScheduledAt,
-    DateTimeOffset UpdatedAt);
+    DateTimeOffset UpdatedAt,
+    int Deployment = 0,
+    string? StopReason = null);
 
 /// <summary>The limits of the log endpoints: what agents ship and what readers page through.</summary>
 public static class LogLimits

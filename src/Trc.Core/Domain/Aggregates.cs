@@ -166,7 +166,8 @@ public sealed record ReleaseInfo(ReleaseCreated Created);
 /// <param name="Process">Its process type.</param>
 /// <param name="Release">The release it runs.</param>
 /// <param name="StopRequested">Whether a stop was requested (it will not run again).</param>
-public sealed record ScheduledInstance(Guid Id, Guid NodeId, string Process, int Release, bool StopRequested);
+/// <param name="Deployment">The deployment (rollout) it belongs to.</param>
+public sealed record ScheduledInstance(Guid Id, Guid NodeId, string Process, int Release, bool StopRequested, int Deployment = 0);
 
 /// <summary>An env: releases, the deployed one, routes, the IPv4 add-on, secrets versions, volumes, instances.</summary>
 public sealed class EnvState(Guid id) : AggregateState(EventNames.EnvAggregate, id)
@@ -176,6 +177,9 @@ public sealed class EnvState(Guid id) : AggregateState(EventNames.EnvAggregate, 
     private readonly Dictionary<string, VolumeDeclared> _volumes = new(StringComparer.Ordinal);
     private readonly Dictionary<int, Guid> _secretBundles = [];
     private readonly Dictionary<Guid, ScheduledInstance> _instances = [];
+    private readonly Dictionary<string, int> _scale = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Guid> _lastOfProcess = new(StringComparer.Ordinal);
+    private readonly List<int> _served = [];
 
     /// <summary>Its org.</summary>
     public Guid OrgId { get; private set; }
@@ -192,8 +196,46 @@ public sealed class EnvState(Guid id) : AggregateState(EventNames.EnvAggregate, 
     /// <summary>Every release, oldest first.</summary>
     public IReadOnlyList<ReleaseCreated> Releases => _releases;
 
-    /// <summary>The number of the release deployed, or 0.</summary>
+    /// <summary>The release of the latest deployment (being rolled out, serving, or failed), or 0.</summary>
     public int DeployedRelease { get; private set; }
+
+    /// <summary>The latest deployment's number (0: none yet).</summary>
+    public int Deployment { get; private set; }
+
+    /// <summary>The latest deployment's kind (<see cref="DeploymentKinds"/>).</summary>
+    public string DeploymentKind { get; private set; } = "";
+
+    /// <summary>The deployment the edge sends connections to (0: none yet).</summary>
+    public int ActiveDeployment { get; private set; }
+
+    /// <summary>The release of <see cref="ActiveDeployment"/> (0: none).</summary>
+    public int ActiveRelease { get; private set; }
+
+    /// <summary>The latest deployment whose rollout failed (0: none).</summary>
+    public int FailedDeployment { get; private set; }
+
+    /// <summary>The latest deployment that serves alone (the instances before it were asked to stop).</summary>
+    public int CompletedDeployment { get; private set; }
+
+    /// <summary>Instance counts set with <c>trc scale</c>, by process.</summary>
+    public IReadOnlyDictionary<string, int> Scale => _scale;
+
+    /// <summary>Releases that served traffic, in the order they did (a release may repeat).</summary>
+    public IReadOnlyList<int> ServedReleases => _served;
+
+    /// <summary>The instance of a process scheduled last (stop-requested or not), or null.</summary>
+    public ScheduledInstance? LastInstanceOf(string process) => _lastOfProcess.TryGetValue(process, out var id) ? _instances[id] : null;
+
+    /// <summary>A release by number, or null.</summary>
+    public ReleaseCreated? Release(int number) => number >= 1 && number <= _releases.Count ? _releases[number - 1] : null;
+
+    /// <summary>Where the latest deployment stands: <c>none</c>, <c>rolling</c>, <c>draining</c>, <c>completed</c> or <c>failed</c>.</summary>
+    public string RolloutStatus =>
+        Deployment == 0 ? RolloutStatuses.None
+        : FailedDeployment == Deployment ? RolloutStatuses.Failed
+        : ActiveDeployment != Deployment ? RolloutStatuses.Rolling
+        : CompletedDeployment != Deployment ? RolloutStatuses.Draining
+        : RolloutStatuses.Completed;
 
     /// <summary>The deployed release, or null.</summary>
     public ReleaseCreated? Deployed => DeployedRelease == 0 ? null : _releases[DeployedRelease - 1];
@@ -235,7 +277,25 @@ public sealed class EnvState(Guid id) : AggregateState(EventNames.EnvAggregate, 
                 _releases.Add(Read<ReleaseCreated>(json));
                 break;
             case EventNames.ReleaseDeployed:
-                DeployedRelease = Read<ReleaseDeployed>(json).Number;
+                var deployed = Read<ReleaseDeployed>(json);
+                DeployedRelease = deployed.Number;
+                Deployment = deployed.Deployment ?? Deployment + 1;
+                DeploymentKind = deployed.Kind ?? DeploymentKinds.Deploy;
+                break;
+            case EventNames.TrafficSwitched:
+                var switched = Read<TrafficSwitched>(json);
+                (ActiveDeployment, ActiveRelease) = (switched.Deployment, switched.Release);
+                _served.Add(switched.Release);
+                break;
+            case EventNames.DeploymentCompleted:
+                CompletedDeployment = Read<DeploymentCompleted>(json).Deployment;
+                break;
+            case EventNames.DeploymentFailed:
+                FailedDeployment = Read<DeploymentFailed>(json).Deployment;
+                break;
+            case EventNames.EnvScaled:
+                var scaled = Read<EnvScaled>(json);
+                _scale[scaled.Process] = scaled.Count;
                 break;
             case EventNames.RouteAdded:
                 var route = Read<RouteAdded>(json);
@@ -262,7 +322,8 @@ public sealed class EnvState(Guid id) : AggregateState(EventNames.EnvAggregate, 
                 break;
             case EventNames.InstanceScheduled:
                 var scheduled = Read<InstanceScheduled>(json);
-                _instances[scheduled.InstanceId] = new ScheduledInstance(scheduled.InstanceId, scheduled.NodeId, scheduled.Process, scheduled.Release, false);
+                _instances[scheduled.InstanceId] = new ScheduledInstance(scheduled.InstanceId, scheduled.NodeId, scheduled.Process, scheduled.Release, false, scheduled.Deployment ?? Deployment);
+                _lastOfProcess[scheduled.Process] = scheduled.InstanceId;
                 break;
             case EventNames.InstanceStopRequested:
                 var stop = Read<InstanceStopRequested>(json);
@@ -385,6 +446,12 @@ public sealed class NodeState(Guid id) : AggregateState(EventNames.NodeAggregate
     /// <summary>The node as last registered (null before its first registration).</summary>
     public NodeRegistered? Current { get; private set; }
 
+    /// <summary>The operator's admin state (<see cref="NodeAdminStates"/>).</summary>
+    public string AdminState { get; private set; } = NodeAdminStates.Active;
+
+    /// <summary>Whether the leader declared it lost (and it was not heard from since).</summary>
+    public bool Lost { get; private set; }
+
     /// <inheritdoc />
     protected override void When(string eventType, string json)
     {
@@ -395,6 +462,15 @@ public sealed class NodeState(Guid id) : AggregateState(EventNames.NodeAggregate
                 break;
             case EventNames.NodeUpdated:
                 Current = Read<NodeUpdated>(json).AsNode();
+                break;
+            case EventNames.NodeLost:
+                Lost = true;
+                break;
+            case EventNames.NodeRecovered:
+                Lost = false;
+                break;
+            case EventNames.NodeAdminStateSet:
+                AdminState = Read<NodeAdminStateSet>(json).State;
                 break;
         }
     }
@@ -436,4 +512,55 @@ public sealed class InstanceState(Guid id) : AggregateState(EventNames.InstanceA
             Last = Read<InstanceStateChanged>(json);
         }
     }
+}
+
+/// <summary>Kinds of deployment.</summary>
+public static class DeploymentKinds
+{
+    /// <summary>A new release from <c>trc deploy</c>.</summary>
+    public const string Deploy = "deploy";
+
+    /// <summary>A copy of an earlier release (<c>trc rollback</c>).</summary>
+    public const string Rollback = "rollback";
+
+    /// <summary>The same image with a new secrets version.</summary>
+    public const string Secrets = "secrets";
+
+    /// <summary>The same release on fresh instances (<c>trc restart</c>).</summary>
+    public const string Restart = "restart";
+}
+
+/// <summary>Where an env's latest deployment stands.</summary>
+public static class RolloutStatuses
+{
+    /// <summary>No deployment yet.</summary>
+    public const string None = "none";
+
+    /// <summary>Its instances start; the deployment before keeps serving.</summary>
+    public const string Rolling = "rolling";
+
+    /// <summary>It serves; the instances before it drain and are stopped next.</summary>
+    public const string Draining = "draining";
+
+    /// <summary>It serves alone.</summary>
+    public const string Completed = "completed";
+
+    /// <summary>Its health gate failed or it timed out; the deployment before (if any) keeps serving.</summary>
+    public const string Failed = "failed";
+}
+
+/// <summary>A node's admin states, as the operator sets them.</summary>
+public static class NodeAdminStates
+{
+    /// <summary>Takes instances.</summary>
+    public const string Active = "active";
+
+    /// <summary>Takes no new instances; its instances move away once their replacements are healthy.</summary>
+    public const string Draining = "draining";
+
+    /// <summary>Takes no instances; its instances are rescheduled at once.</summary>
+    public const string Disabled = "disabled";
+
+    /// <summary>Every admin state.</summary>
+    public static IReadOnlyList<string> All { get; } = [Active, Draining, Disabled];
 }

@@ -26,6 +26,12 @@ public sealed record ClusterPolicy
     /// <summary>vCPU a node may promise per physical core (CPU is soft).</summary>
     public double CpuOvercommit { get; init; } = 4.0;
 
+    /// <summary>
+    /// Share of the memory a node offers (its physical memory minus what its agent reserves) that
+    /// the scheduler keeps free, in percent: the VMMs' own memory and page cache live there.
+    /// </summary>
+    public int MemoryBufferPercent { get; init; } = 5;
+
     /// <summary>Quotas of a new org.</summary>
     public Quotas DefaultQuotas { get; init; } = new(64L << 30, 100, 50, 2);
 

@@ -409,8 +409,8 @@ public static class Decisions
         var number = env.Releases.Count + 1;
         var release = new ReleaseCreated(number, image!, match.Groups["digest"].Value, resolvedDigests, manifestJson, env.SecretsVersion, memory, instances);
         envEvents.Add(new DomainEvent(EventNames.ReleaseCreated, release));
-        envEvents.Add(new DomainEvent(EventNames.ReleaseDeployed, new ReleaseDeployed(number)));
         var reason = $"release {number} of {env.AppName}/{env.Name}{(created == 0 ? "" : $" with {created} new route{(created == 1 ? "" : "s")}")}";
+        envEvents.Add(new DomainEvent(EventNames.ReleaseDeployed, new ReleaseDeployed(number, env.Deployment + 1, DeploymentKinds.Deploy, "trc deploy: " + reason)));
 
         var changes = new List<Change> { env.Change(env.OrgId, envEvents.ToArray()) };
         changes.AddRange(sideChanges);
@@ -699,9 +699,22 @@ public static class Decisions
         ];
     }
 
-    /// <summary>Records a new secrets version (names only; values are stored encrypted elsewhere).</summary>
-    public static IReadOnlyList<Change> SetSecrets(EnvState env, IReadOnlyList<string> names, Guid bundleId) =>
-        [env.Change(env.OrgId, new DomainEvent(EventNames.SecretsSet, new SecretsSet(env.SecretsVersion + 1, names.Order(StringComparer.Ordinal).ToList(), bundleId)))];
+    /// <summary>
+    /// Records a new secrets version (names only; values are stored encrypted elsewhere). An env
+    /// that runs a release rolls it out again with the new version: a new release with the same
+    /// image and manifest (ADR 0010: rotation restarts, no hot reload).
+    /// </summary>
+    public static IReadOnlyList<Change> SetSecrets(EnvState env, OrgState org, IReadOnlyList<string> names, Guid bundleId)
+    {
+        var version = env.SecretsVersion + 1;
+        var set = new DomainEvent(EventNames.SecretsSet, new SecretsSet(version, names.Order(StringComparer.Ordinal).ToList(), bundleId));
+        if (RolloutDecisions.Running(env) is not { } running)
+        {
+            return [env.Change(env.OrgId, set)];
+        }
+        return RolloutDecisions.Redeploy(env, org, running, version, DeploymentKinds.Secrets,
+            $"secrets version {version}: release {running.Number}'s image and manifest with the new secrets", [set]);
+    }
 
     /// <summary>Declares a volume of a process.</summary>
     public static IReadOnlyList<Change> DeclareVolume(EnvState env, string name, string size, string process, bool backupEnabled)

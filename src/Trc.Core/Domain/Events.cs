@@ -76,6 +76,13 @@ public static class EventNames
     public const string InstanceScheduled = "env.instance_scheduled";
     public const string InstanceStopRequested = "env.instance_stop_requested";
     public const string InstanceStateChanged = "instance.state_changed";
+    public const string TrafficSwitched = "env.traffic_switched";
+    public const string DeploymentCompleted = "env.deployment_completed";
+    public const string DeploymentFailed = "env.deployment_failed";
+    public const string EnvScaled = "env.scaled";
+    public const string NodeLost = "node.lost";
+    public const string NodeRecovered = "node.recovered";
+    public const string NodeAdminStateSet = "node.admin_state_set";
 #pragma warning restore CS1591
 
     /// <summary>
@@ -91,7 +98,14 @@ public static class EventNames
     /// (their addresses are the routes' backends).
     /// </summary>
     public static IReadOnlyList<string> EdgeRouting { get; } =
-        [RouteAdded, RouteRemoved, RouteChanged, HostnameMoved, EnvIpv4Enabled, EnvIpv4Disabled, InstanceScheduled, InstanceStopRequested, InstanceStateChanged];
+        [RouteAdded, RouteRemoved, RouteChanged, HostnameMoved, EnvIpv4Enabled, EnvIpv4Disabled, InstanceScheduled, InstanceStopRequested, InstanceStateChanged, TrafficSwitched];
+
+    /// <summary>
+    /// The event types of a rollout as <c>trc deploy</c> follows it (with <see cref="InstanceScheduled"/>,
+    /// <see cref="InstanceStopRequested"/> and <see cref="InstanceStateChanged"/> for its instances).
+    /// </summary>
+    public static IReadOnlyList<string> Rollout { get; } =
+        [ReleaseDeployed, InstanceScheduled, InstanceStopRequested, InstanceStateChanged, TrafficSwitched, DeploymentCompleted, DeploymentFailed];
 }
 
 /// <summary>Per-org limits.</summary>
@@ -137,7 +151,40 @@ public sealed record ReleaseCreated(
     long MemoryBytes,
     int Instances);
 
-public sealed record ReleaseDeployed(int Number);
+/// <summary>
+/// A deployment (rollout) of release <paramref name="Number"/> started. Events written before
+/// issue 8 carry the number only: their deployment is counted (the nth of the env).
+/// </summary>
+/// <param name="Number">The release rolled out.</param>
+/// <param name="Deployment">The deployment's number in the env (from 1).</param>
+/// <param name="Kind"><c>deploy</c>, <c>rollback</c>, <c>secrets</c> or <c>restart</c>.</param>
+/// <param name="Reason">Why, for people.</param>
+public sealed record ReleaseDeployed(int Number, int? Deployment = null, string? Kind = null, string? Reason = null);
+
+/// <summary>Every instance of a deployment passed its health gate: the edge now sends new connections to it alone.</summary>
+public sealed record TrafficSwitched(int Deployment, int Release, string Reason);
+
+/// <summary>A deployment serves alone: the instances of the ones before were asked to stop.</summary>
+public sealed record DeploymentCompleted(int Deployment, int Release, int Stopped);
+
+/// <summary>A rollout stopped: its instances were asked to stop; the previous deployment (if any) keeps serving.</summary>
+public sealed record DeploymentFailed(int Deployment, int Release, string Reason);
+
+/// <summary>An env's process runs <paramref name="Count"/> instances from now on (within the manifest's scaling bounds).</summary>
+public sealed record EnvScaled(string Process, int Count);
+
+/// <summary>The leader heard nothing from a node within its lease: its instances are rescheduled elsewhere.</summary>
+public sealed record NodeLost(DateTimeOffset? LastSeen, string Reason);
+
+/// <summary>A lost node was heard from again (what moved away stays away; the node is told to stop it).</summary>
+public sealed record NodeRecovered(string Reason);
+
+/// <summary>
+/// The operator set a node's admin state: <c>active</c> (takes instances), <c>draining</c> (takes
+/// none; its instances move away once their replacements are healthy) or <c>disabled</c> (takes none;
+/// its instances are rescheduled at once).
+/// </summary>
+public sealed record NodeAdminStateSet(string State, string Reason);
 
 public sealed record RouteAdded(
     string Hostname,
@@ -231,7 +278,7 @@ public sealed record NodeUpdated(
 public sealed record OverlayPrefixAllocated(Guid NodeId, string Name, int Index, string Prefix);
 
 /// <summary>An instance of a process of a release is to run on a node (routing key: the node's id).</summary>
-public sealed record InstanceScheduled(Guid InstanceId, Guid NodeId, string Process, int Release, string Reason);
+public sealed record InstanceScheduled(Guid InstanceId, Guid NodeId, string Process, int Release, string Reason, int? Deployment = null);
 
 /// <summary>An instance is to stop for good (routing key: the node's id).</summary>
 public sealed record InstanceStopRequested(Guid InstanceId, Guid NodeId, string Reason);

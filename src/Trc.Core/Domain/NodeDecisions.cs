@@ -215,6 +215,35 @@ public static class NodeDecisions
         return [instance.Change(tenantId, new DomainEvent(EventNames.InstanceStateChanged, next, nodeId.ToString("D")))];
     }
 
+    /// <summary>
+    /// The operator sets a node's admin state (<see cref="NodeAdminStates"/>); nothing when it is
+    /// in that state already.
+    /// </summary>
+    public static IReadOnlyList<Change> SetAdminState(NodeState node, string state, string reason)
+    {
+        if (node.Current is null)
+        {
+            throw DomainException.NotFound("node");
+        }
+        if (!NodeAdminStates.All.Contains(state ?? ""))
+        {
+            throw DomainException.Invalid("invalid_admin_state", "state", $"\"{Shorten(state)}\" is not a node state an operator sets: use {string.Join(", ", NodeAdminStates.All)}");
+        }
+        if (node.AdminState == state)
+        {
+            return [];
+        }
+        return [node.Change(null, new DomainEvent(EventNames.NodeAdminStateSet, new NodeAdminStateSet(state!, reason), node.Id.ToString("D")))];
+    }
+
+    /// <summary>The leader declares a node lost (nothing when it is already).</summary>
+    public static IReadOnlyList<Change> MarkLost(NodeState node, DateTimeOffset? lastSeen, string reason) =>
+        node.Current is null || node.Lost ? [] : [node.Change(null, new DomainEvent(EventNames.NodeLost, new NodeLost(lastSeen, reason), node.Id.ToString("D")))];
+
+    /// <summary>The leader heard from a lost node again (nothing when it is not lost).</summary>
+    public static IReadOnlyList<Change> MarkRecovered(NodeState node, string reason) =>
+        !node.Lost ? [] : [node.Change(null, new DomainEvent(EventNames.NodeRecovered, new NodeRecovered(reason), node.Id.ToString("D")))];
+
     /// <summary>Whether a string holds a UTF-16 surrogate without its pair (not encodable as UTF-8).</summary>
     public static bool HasLoneSurrogate(string s)
     {

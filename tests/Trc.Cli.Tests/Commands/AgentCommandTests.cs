@@ -76,7 +76,10 @@ public sealed class AgentCommandTests(CliServerFixture server) : IClassFixture<C
         try
         {
             user.WriteFile("trc.toml", "app = \"shop\"\n\n[processes.web]\nmemory = \"128Mi\"\n");
-            await user.OkAsync("deploy", "--image", "registry.example.com/shop@sha256:" + new string('c', 64));
+            // Followed: the fake VM runs, has no health check, so it takes the traffic and the rollout completes.
+            var deploy = await user.OkAsync("deploy", "--image", "registry.example.com/shop@sha256:" + new string('c', 64));
+            Assert.Contains("Deployment 1 completed: release 1 serves.", deploy.Stdout);
+            Assert.Contains(": running", deploy.Stdout);
             var watch = Stopwatch.StartNew();
             CliResult ps;
             do

@@ -40,7 +40,7 @@ public sealed class DeployCommandsTests(CliServerFixture server) : IClassFixture
         // No --app: it comes from ./trc.toml.
         await user.OkAsync("envs", "create", "prod");
 
-        var deploy = await user.OkAsync("deploy", "--env", "prod", "--image", Image);
+        var deploy = await user.OkAsync("deploy", "--detach", "--env", "prod", "--image", Image);
 
         Assert.Contains($"Deployed release 1 of shop to {org}/shop/prod", deploy.Stdout);
         Assert.Contains("digest: " + CliSession.Digest, deploy.Stdout);
@@ -58,7 +58,7 @@ public sealed class DeployCommandsTests(CliServerFixture server) : IClassFixture
         Assert.Matches(@"data\s+2Gi\s+web\s+no\s+/mnt/volumes/data", volumes.Stdout);
 
         // The second deploy finds both in place and only records the release.
-        var again = await user.OkAsync("deploy", "--env", "prod", "--image", "registry.example.com/shop@sha256:" + new string('b', 64));
+        var again = await user.OkAsync("deploy", "--detach", "--env", "prod", "--image", "registry.example.com/shop@sha256:" + new string('b', 64));
         Assert.Contains("Deployed release 2", again.Stdout);
         Assert.Single((await user.OkAsync("routes", "--env", "prod")).Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Skip(1));
 
@@ -78,7 +78,7 @@ public sealed class DeployCommandsTests(CliServerFixture server) : IClassFixture
         using var user = await CliSession.NewEnvAsync(server, CliServerFixture.NewName());
         var manifest = user.WriteFile("deploy.toml", Manifest(CliServerFixture.NewName("h") + ".example.com"));
 
-        var deploy = await user.OkAsync("deploy", "--image", Image, "--manifest", "deploy.toml", "--json");
+        var deploy = await user.OkAsync("deploy", "--detach", "--image", Image, "--manifest", "deploy.toml", "--json");
 
         using var json = JsonDocument.Parse(deploy.Stdout);
         Assert.Equal(1, json.RootElement.GetProperty("number").GetInt32());
@@ -95,7 +95,7 @@ public sealed class DeployCommandsTests(CliServerFixture server) : IClassFixture
         using var user = await CliSession.NewEnvAsync(server, CliServerFixture.NewName());
         var web = CliServerFixture.NewName("h") + ".example.com";
         user.WriteFile("trc.toml", Manifest(web));
-        await user.OkAsync("deploy", "--image", Image);
+        await user.OkAsync("deploy", "--detach", "--image", Image);
 
         var api = CliServerFixture.NewName("api") + ".example.com";
         user.WriteFile("trc.toml", Manifest(web) + $$"""
@@ -109,7 +109,7 @@ public sealed class DeployCommandsTests(CliServerFixture server) : IClassFixture
             process = "api"
             backend_port = 5432
             """);
-        var deploy = await user.OkAsync("deploy", "--image", Image);
+        var deploy = await user.OkAsync("deploy", "--detach", "--image", Image);
 
         Assert.Contains("Deployed release 2", deploy.Stdout);
         Assert.Contains($"  route:  {api}:443 -> api:5432", deploy.Stdout);
@@ -122,12 +122,12 @@ public sealed class DeployCommandsTests(CliServerFixture server) : IClassFixture
         using var user = await CliSession.NewEnvAsync(server, CliServerFixture.NewName());
         var hostname = CliServerFixture.NewName("h") + ".example.com";
         user.WriteFile("trc.toml", Manifest(hostname));
-        await user.OkAsync("deploy", "--image", Image);
+        await user.OkAsync("deploy", "--detach", "--image", Image);
 
         user.WriteFile("trc.toml", Manifest(hostname).Replace("ports = [8443]", "ports = [9443]", StringComparison.Ordinal)
             .Replace("backend_port = 8443", "backend_port = 9443", StringComparison.Ordinal)
             .Replace("backup_enabled = false", "backup_enabled = true", StringComparison.Ordinal));
-        await user.OkAsync("deploy", "--image", Image);
+        await user.OkAsync("deploy", "--detach", "--image", Image);
 
         Assert.Matches(@"(?m)\s+443\s+tls_passthrough\s+web\s+9443\s", (await user.OkAsync("routes")).Stdout);
         Assert.Matches(@"data\s+2Gi\s+web\s+yes\s", (await user.OkAsync("volumes")).Stdout);
@@ -139,7 +139,7 @@ public sealed class DeployCommandsTests(CliServerFixture server) : IClassFixture
         using var user = await CliSession.NewEnvAsync(server, CliServerFixture.NewName());
         var hostname = CliServerFixture.NewName("h") + ".example.com";
         user.WriteFile("trc.toml", Manifest(hostname));
-        await user.OkAsync("deploy", "--image", Image);
+        await user.OkAsync("deploy", "--detach", "--image", Image);
 
         var other = CliServerFixture.NewName("h") + ".example.com";
         user.WriteFile("trc.toml", Manifest(hostname).Replace("size = \"2Gi\"", "size = \"4Gi\"", StringComparison.Ordinal) + $$"""
@@ -148,7 +148,7 @@ public sealed class DeployCommandsTests(CliServerFixture server) : IClassFixture
             hostname = "{{other}}"
             backend_port = 8443
             """);
-        var deploy = await user.RunAsync("deploy", "--image", Image);
+        var deploy = await user.RunAsync("deploy", "--detach", "--image", Image);
 
         Assert.Equal(1, deploy.ExitCode);
         Assert.Contains("volume data of env prod is 2Gi, and the manifest asks for 4Gi", deploy.Stderr);
@@ -169,7 +169,7 @@ public sealed class DeployCommandsTests(CliServerFixture server) : IClassFixture
         await user.OkAsync("envs", "create", "staging");
         var bound = CliServerFixture.NewName("b") + ".example.com";
         user.WriteFile("trc.toml", Manifest(bound));
-        await user.OkAsync("deploy", "--env", "staging", "--image", Image);
+        await user.OkAsync("deploy", "--detach", "--env", "staging", "--image", Image);
         var fresh = CliServerFixture.NewName("f") + ".example.com";
         user.WriteFile("trc.toml", Manifest(fresh) + $$"""
 
@@ -178,7 +178,7 @@ public sealed class DeployCommandsTests(CliServerFixture server) : IClassFixture
             backend_port = 8443
             """);
 
-        var deploy = await user.RunAsync("deploy", "--env", "prod", "--image", Image);
+        var deploy = await user.RunAsync("deploy", "--detach", "--env", "prod", "--image", Image);
 
         Assert.Equal(1, deploy.ExitCode);
         Assert.Contains($"hostname {bound} is bound to {org}/shop/staging", deploy.Stderr);
@@ -197,7 +197,7 @@ public sealed class DeployCommandsTests(CliServerFixture server) : IClassFixture
         using var user = await CliSession.NewEnvAsync(server, CliServerFixture.NewName());
         user.WriteFile("trc.toml", Manifest(CliServerFixture.NewName("h") + ".example.com"));
 
-        var deploy = await user.RunAsync("deploy", "--image", $"{registry.Host}/team/shop:v1");
+        var deploy = await user.RunAsync("deploy", "--detach", "--image", $"{registry.Host}/team/shop:v1");
 
         Assert.True(deploy.ExitCode == 0, deploy.ToString());
         var pinned = $"{registry.Host}/team/shop@{index.IndexDigest}";
@@ -220,7 +220,7 @@ public sealed class DeployCommandsTests(CliServerFixture server) : IClassFixture
         using var user = await CliSession.NewEnvAsync(server, CliServerFixture.NewName());
         user.WriteFile("trc.toml", Manifest(CliServerFixture.NewName("h") + ".example.com"));
 
-        var deploy = await user.RunAsync("deploy", "--image", image);
+        var deploy = await user.RunAsync("deploy", "--detach", "--image", image);
 
         Assert.Equal(exitCode, deploy.ExitCode);
         Assert.Contains(expected, deploy.Stderr);
@@ -234,7 +234,7 @@ public sealed class DeployCommandsTests(CliServerFixture server) : IClassFixture
         using var user = await CliSession.NewEnvAsync(server, CliServerFixture.NewName());
         user.WriteFile("trc.toml", "app = \"Shop\"\n[processes.web]\ncpu = 0\n");
 
-        var deploy = await user.RunAsync("deploy", "--image", Image);
+        var deploy = await user.RunAsync("deploy", "--detach", "--image", Image);
 
         Assert.Equal(1, deploy.ExitCode);
         Assert.Contains("trc.toml:1:7: app:", deploy.Stderr);
@@ -247,7 +247,7 @@ public sealed class DeployCommandsTests(CliServerFixture server) : IClassFixture
     public async Task A_missing_manifest_is_exit_3()
     {
         using var user = await CliSession.NewEnvAsync(server, CliServerFixture.NewName());
-        var deploy = await user.RunAsync("deploy", "--image", Image, "--manifest", "nope.toml");
+        var deploy = await user.RunAsync("deploy", "--detach", "--image", Image, "--manifest", "nope.toml");
         Assert.Equal(3, deploy.ExitCode);
         Assert.Contains("nope.toml: cannot read: no such file", deploy.Stderr);
     }
@@ -258,7 +258,7 @@ public sealed class DeployCommandsTests(CliServerFixture server) : IClassFixture
         using var user = await CliSession.NewEnvAsync(server, CliServerFixture.NewName());
         user.Environment.Remove("TRC_ENV");
         user.WriteFile("trc.toml", Manifest(CliServerFixture.NewName("h") + ".example.com"));
-        var deploy = await user.RunAsync("deploy", "--image", Image);
+        var deploy = await user.RunAsync("deploy", "--detach", "--image", Image);
         Assert.Equal(2, deploy.ExitCode);
         Assert.Contains("--env", deploy.Stderr);
     }
@@ -268,7 +268,7 @@ public sealed class DeployCommandsTests(CliServerFixture server) : IClassFixture
     {
         using var user = await CliSession.NewOrgAsync(server, CliServerFixture.NewName());
         user.WriteFile("trc.toml", Manifest(CliServerFixture.NewName("h") + ".example.com"));
-        var deploy = await user.RunAsync("deploy", "--image", Image, "--env", "prod");
+        var deploy = await user.RunAsync("deploy", "--detach", "--image", Image, "--env", "prod");
         Assert.Equal(1, deploy.ExitCode);
         Assert.Contains("app shop not found", deploy.Stderr);
         Assert.Contains("(404 not_found)", deploy.Stderr);

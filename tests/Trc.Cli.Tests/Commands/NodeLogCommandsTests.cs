@@ -31,7 +31,7 @@ public sealed class NodeLogCommandsTests(CliServerFixture server) : IClassFixtur
         await agent.RegisterNodeAsync(new RegisterNodeRequest(CliServerFixture.NewName("node-"), 16L << 30, 4, "fake", "none"));
         var user = await CliSession.NewEnvAsync(server, org);
         user.WriteFile("trc.toml", Manifest);
-        await user.OkAsync("deploy", "--image", Image);
+        await user.OkAsync("deploy", "--detach", "--image", Image);
         using var owner = new TrcClient(server.Url, user.Environment["TRC_TOKEN"]!);
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
         while (true)

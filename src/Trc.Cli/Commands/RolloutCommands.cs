@@ -1,0 +1,217 @@
+using System.CommandLine;
+using Trc.Cli.Remote;
+using Trc.Core.Api;
+using Trc.Core.Manifest;
+
+namespace Trc.Cli.Commands;
+
+/// <summary><c>trc rollback</c>, <c>trc restart</c>, <c>trc scale</c>, <c>trc deployments</c>, and following a rollout.</summary>
+internal static class RolloutCommands
+{
+    /// <summary>How often a follower looks at the rollout.</summary>
+    private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(500);
+
+    public static IEnumerable<Command> Create(CliConsole console)
+    {
+        yield return Rollback(console);
+        yield return Restart(console);
+        yield return Scale(console);
+        yield return Deployments(console);
+    }
+
+    /// <summary>The <c>--detach</c> option of every command that starts a rollout.</summary>
+    public static Option<bool> DetachOption() => new("--detach") { Description = "Return once the rollout is recorded; do not follow it." };
+
+    private static Command Rollback(CliConsole console)
+    {
+        var to = new Option<int?>("--to") { Description = "Roll back to this release (default: the release that served before the one serving now).", HelpName = "N" };
+        var detach = DetachOption();
+        var command = new Command("rollback", """
+            Roll back: a new release with the image (by digest) and manifest of the release
+            that served before the one serving now (or of --to N), with the env's current
+            secrets, rolled out blue/green like a deploy. Follows the rollout until it completes
+            (exit 0) or fails (exit 6), unless --detach.
+
+            Examples:
+              trc rollback --env prod
+              trc rollback --env prod --to 3
+            """);
+        command.Options.Add(to);
+        command.Options.Add(detach);
+        var target = Target.Add(command, org: true, app: true, env: true, json: true);
+        RemoteCommand.SetAction(command, console, target, async (context, ct) =>
+        {
+            var deployment = await context.Client.RollbackAsync(context.Org, context.App, context.Env, context.Value(to), ct: ct).ConfigureAwait(false);
+            return await StartedAsync(context, deployment, context.Value(detach), ct).ConfigureAwait(false);
+        });
+        return command;
+    }
+
+    private static Command Restart(CliConsole console)
+    {
+        var detach = DetachOption();
+        var command = new Command("restart", """
+            Restart every instance of the env once, blue/green: fresh instances of the release
+            it runs start, pass their health checks, take the traffic, and the old ones stop.
+            Follows the rollout until it completes (exit 0) or fails (exit 6), unless --detach.
+
+            Example:
+              trc restart --env prod
+            """);
+        command.Options.Add(detach);
+        var target = Target.Add(command, org: true, app: true, env: true, json: true);
+        RemoteCommand.SetAction(command, console, target, async (context, ct) =>
+        {
+            var deployment = await context.Client.RestartAsync(context.Org, context.App, context.Env, ct: ct).ConfigureAwait(false);
+            return await StartedAsync(context, deployment, context.Value(detach), ct).ConfigureAwait(false);
+        });
+        return command;
+    }
+
+    private static Command Scale(CliConsole console)
+    {
+        var count = new Argument<int>("COUNT") { Description = "How many instances the process runs (within its manifest's scaling.min and scaling.max)." };
+        var process = new Option<string>("--process") { Description = $"The process type (default: {ManifestSchema.DefaultProcess}).", HelpName = "PROCESS", DefaultValueFactory = _ => ManifestSchema.DefaultProcess };
+        var command = new Command("scale", """
+            Run COUNT instances of a process. The scheduler starts the missing ones (spread
+            over the nodes) or stops the extras; the edge sends connections to each new one
+            once it is healthy. COUNT must be within the manifest's scaling bounds (the org's
+            quotas count every process at scaling.max already).
+
+            Examples:
+              trc scale 2 --env prod
+              trc scale 4 --env prod --process worker
+            """);
+        command.Arguments.Add(count);
+        command.Options.Add(process);
+        var target = Target.Add(command, org: true, app: true, env: true, json: true);
+        RemoteCommand.SetAction(command, console, target, async (context, ct) =>
+        {
+            var env = await context.Client.ScaleAsync(context.Org, context.App, context.Env, context.Value(process)!, context.Value(count), ct: ct).ConfigureAwait(false);
+            if (context.Json)
+            {
+                context.PrintJson(env);
+                return ExitCodes.Ok;
+            }
+            console.Out.WriteLine(TextTable.Clean($"{context.Org}/{context.App}/{context.Env}: {context.Value(process)} runs {context.Value(count)} instance{(context.Value(count) == 1 ? "" : "s")} from now on (trc ps shows them)."));
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    private static Command Deployments(CliConsole console)
+    {
+        var command = new Command("deployments", """
+            The env's deployments (rollouts), newest first: release, kind (deploy, rollback,
+            secrets, restart), status (rolling, draining, completed, failed, superseded,
+            replaced) and why a failed one failed.
+
+            Examples:
+              trc deployments --env prod
+              trc deployments --env prod --json
+            """);
+        var target = Target.Add(command, org: true, app: true, env: true, json: true);
+        RemoteCommand.SetAction(command, console, target, async (context, ct) =>
+        {
+            var list = await context.Client.ListDeploymentsAsync(context.Org, context.App, context.Env, ct: ct).ConfigureAwait(false);
+            if (context.Json)
+            {
+                context.PrintJson(list);
+                return ExitCodes.Ok;
+            }
+            var table = new TextTable("#", "RELEASE", "KIND", "STATUS", "STARTED", "REASON");
+            foreach (var d in list.Items)
+            {
+                table.Add(TextTable.Number(d.Number), TextTable.Number(d.Release), d.Kind, d.Status, TextTable.Time(d.StartedAt), d.FailureReason ?? d.Reason);
+            }
+            table.Write(console.Out);
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    /// <summary>Prints what a command started, then follows it unless detached.</summary>
+    private static async Task<int> StartedAsync(RemoteContext context, DeploymentView deployment, bool detach, CancellationToken ct)
+    {
+        if (!context.Json)
+        {
+            context.Console.Out.WriteLine(TextTable.Clean($"Deployment {deployment.Number} of {context.Org}/{context.App}/{context.Env}: release {deployment.Release} ({deployment.Kind}): {deployment.Reason}"));
+        }
+        if (detach)
+        {
+            if (context.Json)
+            {
+                context.PrintJson(deployment);
+            }
+            return ExitCodes.Ok;
+        }
+        return await FollowAsync(context, context.App, deployment.Number, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Follows a rollout until it completes (exit 0), fails or is superseded (exit 6): prints each
+    /// instance of it as it changes state, the traffic switch, and the end. With --json, prints only
+    /// the deployment at the end.
+    /// </summary>
+    public static async Task<int> FollowAsync(RemoteContext context, string app, int number, CancellationToken ct)
+    {
+        var (org, env, o) = (context.Org, context.Env, context.Console.Out);
+        var said = new Dictionary<Guid, string>();
+        string? status = null;
+        while (true)
+        {
+            var d = await context.Client.GetDeploymentAsync(org, app, env, number, ct).ConfigureAwait(false);
+            if (!context.Json)
+            {
+                var instances = await context.Client.ListInstancesAsync(org, app, env, ct).ConfigureAwait(false);
+                foreach (var i in instances.Items.Where(i => i.Deployment == number && !i.StopRequested))
+                {
+                    var now = $"{i.State}{(i.ExitCode is { } code ? $" ({code})" : "")}";
+                    if (said.TryGetValue(i.Id, out var before) && before == now)
+                    {
+                        continue;
+                    }
+                    said[i.Id] = now;
+                    o.WriteLine(TextTable.Clean($"  instance {InstanceCommands.Short(i.Id)} {i.Process} on {i.Node}: {now}{(i.Reason is { Length: > 0 } r && i.State is not InstanceStates.Healthy and not InstanceStates.Running ? " - " + r : "")}"));
+                }
+                if (d.Status != status)
+                {
+                    switch (d.Status)
+                    {
+                        case "draining":
+                            o.WriteLine($"  traffic switched to release {d.Release}; the instances before drain");
+                            break;
+                        case "completed":
+                            o.WriteLine($"Deployment {d.Number} completed: release {d.Release} serves.");
+                            break;
+                        case "failed":
+                            context.Console.Err.WriteLine(TextTable.Clean($"Deployment {d.Number} failed: {d.FailureReason}"));
+                            break;
+                        case "superseded":
+                            context.Console.Err.WriteLine($"Deployment {d.Number} was superseded by a newer one before it took traffic.");
+                            break;
+                    }
+                    status = d.Status;
+                }
+            }
+            switch (d.Status)
+            {
+                case "completed":
+                case "replaced":
+                    if (context.Json)
+                    {
+                        context.PrintJson(d);
+                    }
+                    return ExitCodes.Ok;
+                case "failed":
+                case "superseded":
+                    if (context.Json)
+                    {
+                        context.PrintJson(d);
+                    }
+                    return ExitCodes.RolloutFailed;
+            }
+            await Task.Delay(Poll, ct).ConfigureAwait(false);
+        }
+    }
+}
