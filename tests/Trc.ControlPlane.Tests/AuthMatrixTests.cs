@@ -76,12 +76,18 @@ public abstract class AuthMatrixTests(AuthMatrixTests.World world)
         new("GET", "/v1/nodes/{node}", Access.Node),
         new("POST", "/v1/nodes/{node}/heartbeat", Access.Node, """{"memory_bytes":1073741824,"cpus":2,"instances":[]}"""),
         new("GET", "/v1/nodes/{node}/instances", Access.Node),
+        new("PUT", "/v1/nodes/{node}/state", Access.Admin, """{"state":"active"}"""),
         new("GET", "/v1/nodes/{node}/instances/{instance}/secrets", Access.Node),
         new("POST", "/v1/nodes/{node}/instances/{instance}/state", Access.Node, """{"state":"starting"}"""),
         new("POST", "/v1/nodes/{node}/logs", Access.Node, """{"lines":[{"instance":"{instance}","stream":"stdout","time":"2025-01-01T00:00:00Z","line":"hello"}]}"""),
         new("GET", "/v1/orgs/{org}/apps/{app}/envs/{env}/instances", Access.Viewer),
         new("GET", "/v1/orgs/{org}/apps/{app}/envs/{env}/logs", Access.Viewer),
         new("GET", "/v1/orgs/{org}/apps/{app}/envs/{env}/logs/stream", Access.Viewer),
+        new("GET", "/v1/orgs/{org}/apps/{app}/envs/{env}/deployments", Access.Viewer),
+        new("GET", "/v1/orgs/{org}/apps/{app}/envs/{env}/deployments/{number}", Access.Viewer),
+        new("POST", "/v1/orgs/{org}/apps/{app}/envs/{env}/rollback", Access.Deployer, """{"release":1}"""),
+        new("POST", "/v1/orgs/{org}/apps/{app}/envs/{env}/restart", Access.Deployer),
+        new("PUT", "/v1/orgs/{org}/apps/{app}/envs/{env}/scale", Access.Deployer, """{"process":"web","count":1}"""),
     ];
 
     public static TheoryData<string> Keys() => new(All.Select(e => $"{e.Method} {e.Template}"));

@@ -52,7 +52,8 @@ public abstract class EventsTests(ServerFixture fixture)
         var events = await AllAsync(owner, ApiPaths.OrgEvents(org));
         Assert.Equal(EventNames.OrgCreated, events[0].Type);
         Assert.Equal(adminId, events[0].ActorId);
-        Assert.Equal(2, events.Count(e => e.Type == EventNames.ReleaseCreated && e.ActorId == ownerId));
+        // The owner's first deploy and the release its secrets change rolled out.
+        Assert.Equal(3, events.Count(e => e.Type == EventNames.ReleaseCreated && e.ActorId == ownerId));
         Assert.Equal(1, events.Count(e => e.Type == EventNames.ReleaseCreated && e.ActorId == deployerId));
         Assert.All(events, e => Assert.Contains(e.ActorId, new Guid?[] { adminId, ownerId, deployerId }));
         Assert.Contains(events, e => e.Type == EventNames.RouteAdded && e.ActorId == ownerId);
@@ -102,7 +103,8 @@ public abstract class EventsTests(ServerFixture fixture)
 
         var filtered = await AllAsync(owner, ApiPaths.OrgEvents(org) + $"?type={EventNames.ReleaseCreated}&type={EventNames.RouteAdded}", pageSize: 2);
         Assert.Equal(whole.Where(e => e.Type is EventNames.ReleaseCreated or EventNames.RouteAdded).Select(e => e.Id), filtered.Select(e => e.Id));
-        Assert.Equal(4, filtered.Count(e => e.Type == EventNames.ReleaseCreated));
+        // 1 + 3 deploys, and 3 secrets changes on a deployed env (each rolls a new release out).
+        Assert.Equal(7, filtered.Count(e => e.Type == EventNames.ReleaseCreated));
 
         // A page past the end is empty, and its cursor does not go backwards.
         var head = whole[^1].Id;

@@ -155,13 +155,22 @@ public abstract partial class NodesTests(ServerFixture fixture)
         await NodeAgent.RegisterAsync(Server);
         await TestServer.Send(owner, HttpMethod.Post, ApiPaths.Releases(org, "shop", "prod"), new DeployRequest(Setup.Image, Setup.Manifest)).Expect(HttpStatusCode.Created);
         var instance = (await NodeAgent.WaitForInstancesAsync(owner, org, "prod", i => i.Count == 1, "one instance"))[0];
+        // It runs and serves (the rollout of release 1 completes), so the next rollout keeps it until it is replaced.
+        await NodeAgent.ReportAsync(Server, instance.NodeId, instance.Id, new InstanceStateRequest(InstanceStates.Running, "fd74:7263:0:1::b"));
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while ((await TestServer.Send(owner, HttpMethod.Get, ApiPaths.Env(org, "shop", "prod")).Json<EnvView>()).Rollout != "completed")
+        {
+            Assert.True(DateTime.UtcNow < deadline, "release 1's rollout did not complete");
+            await Task.Delay(50);
+        }
 
         var response = await TestServer.Send(Server.Node, HttpMethod.Get, NodeApiPaths.InstanceSecrets(instance.NodeId, instance.Id)).Expect(HttpStatusCode.OK);
         Assert.Equal("application/octet-stream", response.Content.Headers.ContentType?.MediaType);
         Assert.Equal("no-store", response.Headers.CacheControl?.ToString());
         Assert.Equal(rendered, await response.Content.ReadAsByteArrayAsync());
 
-        // A new secrets version does not change what this release runs with.
+        // A new secrets version does not change what this instance runs with: it rolls out a new
+        // release (same image, secrets version 2) on new instances.
         await TestServer.Send(owner, HttpMethod.Put, ApiPaths.Secrets(org, "shop", "prod"), new SetSecretsRequest(Secrets(("DATABASE_URL", "changed")))).Expect(HttpStatusCode.OK);
         Assert.Equal(rendered, await (await TestServer.Send(Server.Node, HttpMethod.Get, NodeApiPaths.InstanceSecrets(instance.NodeId, instance.Id)).Expect(HttpStatusCode.OK)).Content.ReadAsByteArrayAsync());
 
@@ -181,10 +190,10 @@ public abstract partial class NodesTests(ServerFixture fixture)
         }
         Assert.Single(problems.Take(3).Distinct());
 
-        // The next release runs with version 2; the old instance is asked to stop and gets nothing more.
-        await TestServer.Send(owner, HttpMethod.Post, ApiPaths.Releases(org, "shop", "prod"), new DeployRequest(Setup.Image, Setup.Manifest)).Expect(HttpStatusCode.Created);
-        var next = (await NodeAgent.WaitForInstancesAsync(owner, org, "prod", i => i.Any(x => x.Release == 2) && i.All(x => x.Release == 2 || x.StopRequested), "release 2 running, release 1 stopping"))
-            .Single(i => i.Release == 2);
+        // Release 2 (the secrets change's) runs with version 2; once it runs, the old instance is asked to stop and gets nothing more.
+        var next = (await NodeAgent.WaitForInstancesAsync(owner, org, "prod", i => i.Any(x => x.Release == 2), "release 2's instance")).Single(i => i.Release == 2);
+        await NodeAgent.ReportAsync(Server, next.NodeId, next.Id, new InstanceStateRequest(InstanceStates.Running, "fd74:7263:0:1::c"));
+        await NodeAgent.WaitForInstancesAsync(owner, org, "prod", i => i.All(x => x.Release == 2 || x.StopRequested), "release 1 stopping");
         await TestServer.Send(Server.Node, HttpMethod.Get, NodeApiPaths.InstanceSecrets(instance.NodeId, instance.Id)).Problem(HttpStatusCode.NotFound, "not_found");
         var v2 = await (await TestServer.Send(Server.Node, HttpMethod.Get, NodeApiPaths.InstanceSecrets(next.NodeId, next.Id)).Expect(HttpStatusCode.OK)).Content.ReadAsStringAsync();
         Assert.Contains("DATABASE_URL=changed", v2);
@@ -223,8 +232,15 @@ public abstract partial class NodesTests(ServerFixture fixture)
 
         var listed = Assert.Single((await TestServer.Send(owner, HttpMethod.Get, NodeApiPaths.Instances(org, "shop", "prod")).Json<ListView<InstanceView>>()).Items);
         Assert.Equal((InstanceStates.Healthy, "fd74:7263:0:1::a"), (listed.State, listed.Address));
-        var routes = await TestServer.Send(Server.Admin, HttpMethod.Get, ApiPaths.EdgeRoutes).Json<EdgeRoutesView>();
-        Assert.Equal(["[fd74:7263:0:1::a]:8443"], routes.Routes.Single(r => r.Hostname == hostname).Backends);
+        // A backend once the scheduler switched the env's traffic to this (its first) deployment.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        IReadOnlyList<string> backends;
+        do
+        {
+            backends = (await TestServer.Send(Server.Admin, HttpMethod.Get, ApiPaths.EdgeRoutes).Json<EdgeRoutesView>()).Routes.Single(r => r.Hostname == hostname).Backends;
+        }
+        while (backends.Count == 0 && DateTime.UtcNow < deadline && await Task.Delay(50).ContinueWith(_ => true));
+        Assert.Equal(["[fd74:7263:0:1::a]:8443"], backends);
 
         // Unhealthy leaves the edge; an exit is recorded with its code.
         await NodeAgent.ReportAsync(Server, instance.NodeId, instance.Id, new InstanceStateRequest(InstanceStates.Unhealthy));
@@ -387,24 +403,45 @@ public sealed class NodeLivenessTests
     [Theory]
     [InlineData(Backend.Sqlite)]
     [InlineData(Backend.Postgres)]
-    public async Task A_node_is_ready_while_it_heartbeats_and_silent_after_its_lease(Backend backend)
+    public async Task A_node_is_ready_while_it_heartbeats_silent_after_its_lease_then_lost_and_recovered(Backend backend)
     {
         var clock = new ShiftedClock();
-        await using var server = await TestServer.StartAsync(backend, o => o with { Time = clock, NodeLease = TimeSpan.FromSeconds(15) });
+        await using var server = await TestServer.StartAsync(backend, o => o with { Time = clock, NodeLease = TimeSpan.FromSeconds(15), SchedulerInterval = TimeSpan.FromMilliseconds(200) });
         var node = await NodeAgent.RegisterAsync(server);
         Assert.Equal("ready", node.Status);
 
         clock.Offset += TimeSpan.FromSeconds(16);
+        // Silent past the lease; the scheduler's next pass declares it lost.
         var silent = await TestServer.Send(server.Admin, HttpMethod.Get, NodeApiPaths.Node(node.Id)).Json<NodeView>();
-        Assert.Equal(("silent", node.LastHeartbeat), (silent.Status, silent.LastHeartbeat));
+        Assert.Contains(silent.Status, new[] { "silent", "lost" });
+        Assert.Equal(node.LastHeartbeat, silent.LastHeartbeat);
+        var lost = await StatusAsync(server, node.Id, "lost");
+        Assert.StartsWith("silent since ", lost.StatusReason);
 
         await NodeAgent.HeartbeatAsync(server, node.Id);
-        var back = Assert.Single((await TestServer.Send(server.Admin, HttpMethod.Get, NodeApiPaths.Nodes).Json<ListView<NodeView>>()).Items);
-        Assert.Equal("ready", back.Status);
+        var back = await StatusAsync(server, node.Id, "ready");
+        Assert.StartsWith("heard from again", back.StatusReason);
         Assert.True(back.LastHeartbeat > node.LastHeartbeat!.Value + TimeSpan.FromSeconds(15));
+        var changes = await TestServer.Send(server.Admin, HttpMethod.Get, ApiPaths.Events + $"?type={EventNames.NodeLost}&type={EventNames.NodeRecovered}").Json<EventPageView>();
+        Assert.Equal([EventNames.NodeLost, EventNames.NodeRecovered], changes.Events.Select(e => e.Type));
 
         // No heartbeat is an event.
         var events = await TestServer.Send(server.Admin, HttpMethod.Get, ApiPaths.Events + "?limit=1000").Json<EventPageView>();
         Assert.DoesNotContain(events.Events, e => e.Type.Contains("heartbeat", StringComparison.Ordinal));
+    }
+
+    private static async Task<NodeView> StatusAsync(TestServer server, Guid node, string status)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (true)
+        {
+            var view = await TestServer.Send(server.Admin, HttpMethod.Get, NodeApiPaths.Node(node)).Json<NodeView>();
+            if (view.Status == status)
+            {
+                return view;
+            }
+            Assert.True(DateTime.UtcNow < deadline, $"node is {view.Status}, not {status}, after 30 s");
+            await Task.Delay(50);
+        }
     }
 }

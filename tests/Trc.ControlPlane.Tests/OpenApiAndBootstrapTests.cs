@@ -147,16 +147,17 @@ public sealed class ReplicaTests
             var ownerB = b.Client(ownerA.DefaultRequestHeaders.Authorization!.Parameter);
             var rendered = await (await TestServer.Send(ownerB, HttpMethod.Get, ApiPaths.SecretsRender(org, "shop", "prod")).Expect(HttpStatusCode.OK)).Content.ReadAsStringAsync();
             Assert.Contains("DB=s3cret", rendered);
+            // Release 2 was the secrets change's rollout (the env had release 1 deployed).
             var release = await TestServer.Send(ownerB, HttpMethod.Post, ApiPaths.Releases(org, "shop", "prod"), new DeployRequest(Setup.Image, Setup.Manifest)).Json<ReleaseView>(HttpStatusCode.Created);
-            Assert.Equal(2, release.Number);
+            Assert.Equal(3, release.Number);
             // Read-your-writes holds across servers once the write has answered: the catalog is shared.
             var seenByA = await TestServer.Send(ownerA, HttpMethod.Get, ApiPaths.Env(org, "shop", "prod")).Json<EnvView>();
-            Assert.Equal(2, seenByA.DeployedRelease);
+            Assert.Equal(3, seenByA.DeployedRelease);
 
             // Racing deploys through both servers: still exactly one winner.
             var raced = await Task.WhenAll(
-                TestServer.Send(ownerA, HttpMethod.Post, ApiPaths.Releases(org, "shop", "prod"), new DeployRequest(Setup.Image, Setup.Manifest, ExpectedRelease: 2)).Response,
-                TestServer.Send(ownerB, HttpMethod.Post, ApiPaths.Releases(org, "shop", "prod"), new DeployRequest(Setup.Image, Setup.Manifest, ExpectedRelease: 2)).Response);
+                TestServer.Send(ownerA, HttpMethod.Post, ApiPaths.Releases(org, "shop", "prod"), new DeployRequest(Setup.Image, Setup.Manifest, ExpectedRelease: 3)).Response,
+                TestServer.Send(ownerB, HttpMethod.Post, ApiPaths.Releases(org, "shop", "prod"), new DeployRequest(Setup.Image, Setup.Manifest, ExpectedRelease: 3)).Response);
             Assert.Single(raced, r => r.StatusCode == HttpStatusCode.Created);
             Assert.Single(raced, r => r.StatusCode == HttpStatusCode.Conflict);
         }
@@ -189,9 +190,10 @@ public sealed class ReplicaTests
                 GRANT SELECT, INSERT ON events TO {role};
                 GRANT SELECT ON event_id_origin, schema_migrations TO {role};
                 GRANT SELECT, INSERT, UPDATE ON projection_checkpoints TO {role};
-                GRANT SELECT, INSERT, UPDATE, DELETE ON cp_orgs, cp_tokens, cp_apps, cp_envs, cp_releases, cp_routes, cp_volumes, cp_ipv4, cp_nodes, cp_instances TO {role};
+                GRANT SELECT, INSERT, UPDATE, DELETE ON cp_orgs, cp_tokens, cp_apps, cp_envs, cp_releases, cp_routes, cp_volumes, cp_ipv4, cp_nodes, cp_instances, cp_deployments, cp_scale TO {role};
                 GRANT SELECT, INSERT ON secret_bundles TO {role};
                 GRANT SELECT, INSERT, DELETE ON cp_logs TO {role};
+                GRANT SELECT, INSERT, UPDATE ON cp_node_leases TO {role};
                 """);
             var app = new Npgsql.NpgsqlConnectionStringBuilder(schema.ConnectionString) { Username = role, Pooling = false }.ConnectionString;
             await using var server = await TestServer.StartAsync(Backend.Postgres, o => o with { Database = app, DataDirectory = dir });
