@@ -1,4 +1,18 @@
+using System.Net;
+using Trc.Core.Api;
+
 namespace Trc.Agent.Host;
+
+/// <summary>
+/// One health check of one instance in place of <see cref="HealthProbe.CheckAsync"/>: for tests with
+/// the <c>fake</c> driver, whose VMs have no network to probe, to decide per instance (its release,
+/// process, id) whether it passes. Returns whether it is healthy and, when not, why.
+/// </summary>
+/// <param name="instance">The instance checked (its spec as the control plane gave it).</param>
+/// <param name="check">Its process's health check.</param>
+/// <param name="address">The address the check would go to.</param>
+/// <param name="ct">Cancelled when the instance stops being supervised.</param>
+public delegate Task<(bool Healthy, string Detail)> InstanceHealthProbe(InstanceSpecView instance, HealthcheckView check, IPAddress address, CancellationToken ct);
 
 /// <summary>How <c>trc agent</c> runs on one node (the control plane and its token are the <see cref="Trc.Client.TrcClient"/> it is given).</summary>
 public sealed record AgentOptions
@@ -47,6 +61,14 @@ public sealed record AgentOptions
 
     /// <summary>How often the whole desired state is fetched again even when the change stream is quiet.</summary>
     public TimeSpan ResyncInterval { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// For tests with the <c>fake</c> driver only: when set, instances' health checks call this
+    /// instead of probing their address (<see cref="HealthProbe.CheckAsync"/>). Null (the default)
+    /// probes for real. The check still runs only for instances with a health check and an address,
+    /// at the check's interval, and 3 failures in a row still make an instance <c>unhealthy</c>.
+    /// </summary>
+    public InstanceHealthProbe? HealthProbeOverride { get; init; }
 }
 
 /// <summary>

@@ -286,7 +286,9 @@ public sealed class InstanceSupervisor
             bool? healthy = null;
             while (!ct.IsCancellationRequested)
             {
-                var (ok, detail) = await HealthProbe.CheckAsync(check, address, ct).ConfigureAwait(false);
+                var (ok, detail) = _options.HealthProbeOverride is { } probe
+                    ? await probe(Instance, check, address, ct).ConfigureAwait(false)
+                    : await HealthProbe.CheckAsync(check, address, ct).ConfigureAwait(false);
                 if (ok)
                 {
                     failures = 0;

@@ -248,6 +248,8 @@ public sealed class NodeAgent
                 await vm.StopAsync(_options.StopGrace, ct).ConfigureAwait(false);
                 await _launcher!.CleanupAsync(vm.Spec, ct).ConfigureAwait(false);
                 await vm.DisposeAsync().ConfigureAwait(false);
+                // Said, so the instance leaves the env's list (it moved away while this node was gone).
+                _states?.Report(id, new InstanceStateRequest(InstanceStates.Stopped, Reason: "stopped when its node came back: no longer wanted here"));
             }
             _adoptable.Clear();
             if (Directory.Exists(_launcher!.InstancesDir))

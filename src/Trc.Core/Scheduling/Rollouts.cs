@@ -83,8 +83,8 @@ public sealed record RolloutPlan(IReadOnlyList<DomainEvent> Events, IReadOnlyLis
 /// latest deployment's instances start next to the serving ones; once every one of them is ready
 /// (<c>healthy</c>, or <c>running</c> for a process without a health check) traffic switches to
 /// them; after the drain time the ones before are asked to stop. An instance of the rollout that
-/// exits, fails, runs out of memory or turns unhealthy, or a rollout not ready within the health
-/// timeout, fails it: its instances are asked to stop and the deployment before keeps serving.
+/// exits, fails, runs out of memory, turns unhealthy or was restarted after it ran, or a rollout not
+/// ready within the health timeout, fails it: its instances are asked to stop and the deployment before keeps serving.
 /// Instances on gone nodes (lost, disabled) are rescheduled at once; on draining nodes once their
 /// replacements are ready. The counts are <c>trc scale</c>'s, else <c>max(scaling.min, 1)</c>.
 /// </summary>
@@ -252,7 +252,10 @@ public static class Rollouts
                 };
                 return $"instance {i.Id:D} of {i.Process} {what}{(i.Reason is { Length: > 0 } r ? ": " + r : "")}";
             }
-            if (i.Restarts > 0)
+            // The app ran and was restarted (its exit may have come and gone between two passes). An
+            // instance still starting after a restart is the agent retrying its preparation (an image
+            // pull, say): its own give-up (failed, with the reason) or the timeout ends that.
+            if (i.Restarts > 0 && i.State != InstanceStates.Starting && i.State != InstanceStates.Scheduled)
             {
                 return $"instance {i.Id:D} of {i.Process} restarted {Count(i.Restarts, "time")} during the rollout";
             }

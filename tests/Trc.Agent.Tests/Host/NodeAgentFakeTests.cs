@@ -83,16 +83,25 @@ public sealed class NodeAgentFakeTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task An_instance_that_cannot_be_prepared_is_reported_failed_with_the_reason_and_retried()
+    public async Task An_instance_that_cannot_be_prepared_is_retried_then_reported_failed_with_the_reason_which_fails_its_rollout()
     {
         var (_, _, launcher, stop, run) = await StartAgentAsync(FakeVmScript.RunUntilStopped());
         launcher.FailWith = _ => "registry.example.com is unreachable";
-        await DeployAsync("broken");
+        var release = await DeployAsync("broken");
+        // The agent retries, then gives up saying why; that fails the rollout with the agent's reason.
         var states = await WaitForStatesAsync(s => s.Any(x => x.State == InstanceStates.Failed && x.Reason!.StartsWith("gave up", StringComparison.Ordinal)), TimeSpan.FromSeconds(30));
         Assert.Contains(states, s => s.State == InstanceStates.Starting);
         var giveUp = Assert.Single(states, s => s.State == InstanceStates.Failed);
         Assert.Contains("registry.example.com is unreachable", giveUp.Reason);
         Assert.Equal(3, giveUp.Restarts);
+        var watch = Stopwatch.StartNew();
+        DeploymentView deployment;
+        while ((deployment = await _admin.GetDeploymentAsync("acme", "broken", "prod", release.Deployment!.Value)).Status != "failed")
+        {
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), $"deployment is {deployment.Status}, not failed");
+            await Task.Delay(100);
+        }
+        Assert.Contains("registry.example.com is unreachable", deployment.FailureReason);
         await stop.CancelAsync();
         await run;
     }

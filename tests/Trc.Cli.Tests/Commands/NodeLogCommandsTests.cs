@@ -88,6 +88,14 @@ public sealed class NodeLogCommandsTests(CliServerFixture server) : IClassFixtur
         var (user, web, worker) = await RunningAsync(org);
         using var agent = Agent();
         await agent.ReportInstanceStateAsync(web.NodeId, web.Id, new InstanceStateRequest("running", "fd74:7263:0:1::7"));
+        // Both run, so the rollout completes; an exit after that is the agent's to restart, not a failed rollout.
+        await agent.ReportInstanceStateAsync(worker.NodeId, worker.Id, new InstanceStateRequest("running", "fd74:7263:0:1::8"));
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (!(await user.OkAsync("deployments")).Stdout.Contains("completed", StringComparison.Ordinal))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the rollout did not complete");
+            await Task.Delay(100);
+        }
         await agent.ReportInstanceStateAsync(worker.NodeId, worker.Id, new InstanceStateRequest("exited", ExitCode: 2, Restarts: 3));
 
         var ps = await user.OkAsync("ps");
