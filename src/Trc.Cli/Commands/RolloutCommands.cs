@@ -158,6 +158,7 @@ internal static class RolloutCommands
         var (org, env, o) = (context.Org, context.Env, context.Console.Out);
         var said = new Dictionary<Guid, string>();
         string? status = null;
+        var switched = false;
         while (true)
         {
             var d = await context.Client.GetDeploymentAsync(org, app, env, number, ct).ConfigureAwait(false);
@@ -174,13 +175,16 @@ internal static class RolloutCommands
                     said[i.Id] = now;
                     o.WriteLine(TextTable.Clean($"  instance {InstanceCommands.Short(i.Id)} {i.Process} on {i.Node}: {now}{(i.Reason is { Length: > 0 } r && i.State is not InstanceStates.Healthy and not InstanceStates.Running ? " - " + r : "")}"));
                 }
+                if (d.SwitchedAt is not null && !switched)
+                {
+                    // Said once, whether the poll saw it draining or only completed.
+                    o.WriteLine($"  traffic switched to release {d.Release}; the instances before drain");
+                    switched = true;
+                }
                 if (d.Status != status)
                 {
                     switch (d.Status)
                     {
-                        case "draining":
-                            o.WriteLine($"  traffic switched to release {d.Release}; the instances before drain");
-                            break;
                         case "completed":
                             o.WriteLine($"Deployment {d.Number} completed: release {d.Release} serves.");
                             break;

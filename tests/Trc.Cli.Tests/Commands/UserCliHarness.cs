@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using Trc.ControlPlane;
 using Trc.Core.Domain;
 using Trc.Testing;
 
@@ -10,8 +11,11 @@ namespace Trc.Cli.Tests.Commands;
 /// A real <c>trc server</c> (SQLite in a temp dir, a free port on 127.0.0.1) shared by one test
 /// class. Tests talk to it through the CLI, each with a session of its own.
 /// </summary>
-public sealed class CliServerFixture : IAsyncLifetime
+public class CliServerFixture : IAsyncLifetime
 {
+    /// <summary>Changes the server's options before it starts (a subclass's fixture may).</summary>
+    protected virtual ServerOptions Configure(ServerOptions options) => options;
+
     private TestControlPlane? _server;
 
     public Uri Url => _server?.Address ?? throw new InvalidOperationException("not started");
@@ -21,7 +25,7 @@ public sealed class CliServerFixture : IAsyncLifetime
     /// <summary>The shared node token (what agents present).</summary>
     public string NodeToken => _server?.NodeToken ?? throw new InvalidOperationException("not started");
 
-    public async Task InitializeAsync() => _server = await TestControlPlane.StartAsync();
+    public async Task InitializeAsync() => _server = await TestControlPlane.StartAsync(configure: Configure);
 
     public async Task DisposeAsync()
     {
