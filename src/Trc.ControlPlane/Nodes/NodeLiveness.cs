@@ -26,8 +26,7 @@ public sealed class NodeLiveness(ISqlDatabase database, TimeSpan lease, TimeProv
     public async Task InitializeAsync(CancellationToken ct)
     {
         await using var connection = await database.OpenConnectionAsync(ct).ConfigureAwait(false);
-        await using var command = connection.CreateCommand();
-        command.CommandText = "CREATE TABLE IF NOT EXISTS cp_node_leases (node_id text PRIMARY KEY, seen_us bigint NOT NULL)";
+        await using var command = Command(connection, "CREATE TABLE IF NOT EXISTS cp_node_leases (node_id text PRIMARY KEY, seen_us bigint NOT NULL)");
         await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
     }
 
@@ -87,19 +86,8 @@ public sealed class NodeLiveness(ISqlDatabase database, TimeSpan lease, TimeProv
         : IsFresh(lastSeen) ? NodeStatuses.Ready
         : NodeStatuses.Silent;
 
-    private static DbCommand Command(DbConnection connection, string sql, params (string Name, object? Value)[] parameters)
-    {
-        var command = connection.CreateCommand();
-        command.CommandText = sql;
-        foreach (var (name, value) in parameters)
-        {
-            var p = command.CreateParameter();
-            p.ParameterName = name;
-            p.Value = value ?? DBNull.Value;
-            command.Parameters.Add(p);
-        }
-        return command;
-    }
+    private static DbCommand Command(DbConnection connection, string sql, params (string Name, object? Value)[] parameters) =>
+        SqlCommands.Create(connection, null, sql, parameters);
 
     private static long Micros(DateTimeOffset t) => (t.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) / 10;
 

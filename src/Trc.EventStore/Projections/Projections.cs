@@ -28,20 +28,8 @@ public sealed class ProjectionContext(DbConnection connection, DbTransaction tra
     public SqlDialect Dialect { get; } = dialect;
 
     /// <summary>A command in the transaction, with <c>@name</c> parameters (both dialects accept them).</summary>
-    public DbCommand Command(string sql, params (string Name, object? Value)[] parameters)
-    {
-        var command = Connection.CreateCommand();
-        command.Transaction = Transaction;
-        command.CommandText = sql;
-        foreach (var (name, value) in parameters)
-        {
-            var parameter = command.CreateParameter();
-            parameter.ParameterName = name;
-            parameter.Value = value ?? DBNull.Value;
-            command.Parameters.Add(parameter);
-        }
-        return command;
-    }
+    public DbCommand Command(string sql, params (string Name, object? Value)[] parameters) =>
+        SqlCommands.Create(Connection, Transaction, sql, parameters);
 
     /// <summary>Runs a statement.</summary>
     public async Task<int> ExecuteAsync(string sql, CancellationToken cancellationToken, params (string Name, object? Value)[] parameters)

@@ -76,6 +76,19 @@ public sealed class RolloutsTests
             return plan;
         }
 
+        /// <summary>Deploys a first release and takes it to completed: its instances reach <paramref name="state"/>.</summary>
+        public void Serve(string manifestToml, string state)
+        {
+            Deploy(manifestToml);
+            Step(T0);
+            Report(Deployment, state);
+            Step(T0);
+            Step(T0, T0);
+            Assert.Equal(RolloutStatuses.Completed, State.RolloutStatus);
+        }
+
+        private int Deployment => State.Deployment;
+
         public void Report(int deployment, string state, int? exitCode = null) =>
             Set(i => i.Deployment == deployment, state, exitCode);
 
@@ -117,11 +130,7 @@ public sealed class RolloutsTests
     public void A_second_release_runs_beside_the_first_until_healthy_then_the_first_drains_and_stops()
     {
         var env = new Env();
-        env.Deploy(WebChecked);
-        env.Step(T0);
-        env.Report(1, InstanceStates.Healthy);
-        env.Step(T0);
-        env.Step(T0, T0);
+        env.Serve(WebChecked, InstanceStates.Healthy);
         var old = env.Instances.Single().Id;
 
         env.Deploy(WebChecked);
@@ -149,11 +158,7 @@ public sealed class RolloutsTests
     public void A_broken_instance_fails_the_rollout_and_the_old_release_keeps_serving(string state, string said)
     {
         var env = new Env();
-        env.Deploy(WebChecked);
-        env.Step(T0);
-        env.Report(1, InstanceStates.Healthy);
-        env.Step(T0);
-        env.Step(T0, T0);
+        env.Serve(WebChecked, InstanceStates.Healthy);
 
         env.Deploy(WebChecked);
         env.Step(T0);
@@ -185,11 +190,7 @@ public sealed class RolloutsTests
     public void Instances_on_a_lost_node_are_replaced_at_once_and_on_a_draining_node_once_replacements_are_ready()
     {
         var env = new Env();
-        env.Deploy(Web);
-        env.Step(T0);
-        env.Report(1, InstanceStates.Running);
-        env.Step(T0);
-        env.Step(T0, T0);
+        env.Serve(Web, InstanceStates.Running);
         Assert.Equal([NodeA, NodeB], env.Instances.Select(i => i.NodeId).Order());
 
         env.Nodes[NodeB] = NodeUse.Gone;
@@ -216,11 +217,7 @@ public sealed class RolloutsTests
     public void Scale_adds_and_removes_instances_of_the_serving_deployment_within_the_bounds()
     {
         var env = new Env();
-        env.Deploy(Web);
-        env.Step(T0);
-        env.Report(1, InstanceStates.Running);
-        env.Step(T0);
-        env.Step(T0, T0);
+        env.Serve(Web, InstanceStates.Running);
 
         foreach (var change in RolloutDecisions.Scale(env.State, "web", 4))
         {
@@ -269,11 +266,7 @@ public sealed class RolloutsTests
     public void A_restart_replaces_every_instance_once()
     {
         var env = new Env();
-        env.Deploy(Web);
-        env.Step(T0);
-        env.Report(1, InstanceStates.Running);
-        env.Step(T0);
-        env.Step(T0, T0);
+        env.Serve(Web, InstanceStates.Running);
         var before = env.Instances.Select(i => i.Id).ToHashSet();
 
         foreach (var e in RolloutDecisions.Restart(env.State).Single().Events)
