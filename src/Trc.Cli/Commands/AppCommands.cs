@@ -132,10 +132,11 @@ internal static class AppCommands
                 context.PrintJson(envs);
                 return ExitCodes.Ok;
             }
-            var table = new TextTable("NAME", "RELEASE", "SECRETS", "IPV4", "CREATED");
+            var table = new TextTable("NAME", "RELEASE", "SERVING", "ROLLOUT", "SECRETS", "IPV4", "CREATED");
             foreach (var e in envs.Items)
             {
-                table.Add(e.Name, e.DeployedRelease == 0 ? "-" : TextTable.Number(e.DeployedRelease), TextTable.Number(e.SecretsVersion), e.Ipv4Address, TextTable.Time(e.CreatedAt));
+                table.Add(e.Name, e.DeployedRelease == 0 ? "-" : TextTable.Number(e.DeployedRelease), e.ActiveRelease == 0 ? "-" : TextTable.Number(e.ActiveRelease),
+                    e.Rollout, TextTable.Number(e.SecretsVersion), e.Ipv4Address, TextTable.Time(e.CreatedAt));
             }
             table.Write(console.Out);
             return ExitCodes.Ok;

@@ -39,7 +39,7 @@ public sealed class AppCommandsTests(CliServerFixture server) : IClassFixture<Cl
         await user.OkAsync("envs", "create", "staging");
         var envs = await user.OkAsync("envs");
 
-        Assert.Matches(@"(?m)^staging\s+-\s+0\s+-\s+\d{4}-", envs.Stdout);
+        Assert.Matches(@"(?m)^staging\s+-\s+-\s+none\s+0\s+-\s+\d{4}-", envs.Stdout);
         var explicitApp = await user.RunAsync("envs", "--app", "other");
         Assert.Equal(1, explicitApp.ExitCode);
         Assert.Contains("app other not found", explicitApp.Stderr);
