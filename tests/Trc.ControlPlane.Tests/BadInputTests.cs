@@ -46,6 +46,9 @@ public abstract class BadInputTests(ServerFixture fixture)
             () => $$"""{"name":"{{NodeAgent.NewName()}}","memory_bytes":1,"cpus":2,"driver":"fake","acceleration":"none"}""", "name", "cpus"),
         new("heartbeat", HttpMethod.Post, p => NodeApiPaths.Heartbeat(p.Node), Caller.Node, () => """{"memory_bytes":1,"cpus":2,"instances":[]}""", "instances", "cpus"),
         new("shipLogs", HttpMethod.Post, p => NodeApiPaths.NodeLogs(p.Node), Caller.Node, () => """{"lines":[]}""", "lines", null),
+        new("rollback", HttpMethod.Post, p => ApiPaths.Rollback(p.Org, "shop", "prod"), Caller.Owner, () => """{"release":1}""", "release", "release"),
+        new("scale", HttpMethod.Put, p => ApiPaths.Scale(p.Org, "shop", "prod"), Caller.Owner, () => """{"process":"web","count":1}""", "process", "count"),
+        new("setNodeState", HttpMethod.Put, p => NodeApiPaths.NodeState(p.Node), Caller.Admin, () => """{"state":"active","reason":"ok"}""", "state", null),
     ];
 
     public static TheoryData<string> Endpoints() => new(All.Select(e => e.Name));
@@ -55,7 +58,9 @@ public abstract class BadInputTests(ServerFixture fixture)
         var endpoint = All.Single(e => e.Name == name);
         var org = Setup.OrgName();
         var owner = await Setup.ShopAsync(Server, org);
-        var node = endpoint.Caller == Caller.Node ? (await NodeAgent.RegisterAsync(Server, memory: 1)).Id : Guid.Empty;
+        var node = endpoint.Caller == Caller.Node || endpoint.Path(new Place(org, Guid.Empty)).StartsWith(NodeApiPaths.Nodes, StringComparison.Ordinal)
+            ? (await NodeAgent.RegisterAsync(Server, memory: 1)).Id
+            : Guid.Empty;
         var client = endpoint.Caller switch { Caller.Admin => Server.Admin, Caller.Node => Server.Node, _ => owner };
         return (client, endpoint.Path(new Place(org, node)), endpoint);
     }
