@@ -65,15 +65,35 @@ public sealed class NodeNetwork
         return $"02:{hash[0]:x2}:{hash[1]:x2}:{hash[2]:x2}:{hash[3]:x2}:{hash[4]:x2}";
     }
 
+    /// <summary>
+    /// The bridge's MAC: locally administered, derived from the node's /64, and set explicitly. A
+    /// bridge without one takes the lowest MAC of its ports, which changes as instances' taps come
+    /// and go; every guest then holds a stale gateway MAC and what it sends the host is dropped
+    /// until neighbour discovery happens to run again (seconds, up to about 45 s).
+    /// </summary>
+    public string BridgeMac
+    {
+        get
+        {
+            var hash = SHA256.HashData(Encoding.ASCII.GetBytes("bridge:" + Prefix));
+            return $"02:{hash[0]:x2}:{hash[1]:x2}:{hash[2]:x2}:{hash[3]:x2}:{hash[4]:x2}";
+        }
+    }
+
     /// <summary>The tap device's name for an instance (at most 15 characters).</summary>
     public static string TapOf(Guid instance) => "trc" + instance.ToString("N")[..12];
 
-    /// <summary>Creates the bridge with the gateway address when missing, and brings it up.</summary>
+    /// <summary>Creates the bridge with its fixed MAC and the gateway address when missing, and brings it up.</summary>
     public async Task EnsureBridgeAsync(CancellationToken ct)
     {
         if (!Directory.Exists($"/sys/class/net/{Bridge}"))
         {
-            await IpAsync(ct, "link", "add", Bridge, "type", "bridge").ConfigureAwait(false);
+            await IpAsync(ct, "link", "add", Bridge, "address", BridgeMac, "type", "bridge").ConfigureAwait(false);
+        }
+        else if (!string.Equals(File.ReadAllText($"/sys/class/net/{Bridge}/address").Trim(), BridgeMac, StringComparison.OrdinalIgnoreCase))
+        {
+            // A bridge from an agent without a fixed MAC: pin it now (once; guests re-learn it).
+            await IpAsync(ct, "link", "set", Bridge, "address", BridgeMac).ConfigureAwait(false);
         }
         await IpAsync(ct, "link", "set", Bridge, "up").ConfigureAwait(false);
         var (_, addresses) = await HostProcess.RunAsync(_ip, ["-6", "addr", "show", "dev", Bridge], TimeSpan.FromSeconds(10), ct).ConfigureAwait(false);

@@ -37,6 +37,12 @@ public sealed class AgentBed : IAsyncLifetime
 
     public string? SkipReason { get; private set; }
 
+    /// <summary>How long the instances before a rollout's switch keep serving before they are asked to stop.</summary>
+    public static TimeSpan Drain { get; } = TimeSpan.FromSeconds(4);
+
+    /// <summary>The control plane (its address and admin token, for an edge that follows it).</summary>
+    public TestControlPlane Server => _server!;
+
     public TrcClient Admin { get; private set; } = null!;
 
     public TrcClient NodeClient { get; private set; } = null!;
@@ -78,7 +84,11 @@ public sealed class AgentBed : IAsyncLifetime
         Directory.CreateDirectory(_dir);
         var assetsTask = GuestAssets.EnsureBuiltAsync(ct);
         _registry = await LocalRegistry.StartAsync(RegistryAuth.Anonymous, ct);
-        _server = await TestControlPlane.StartAsync();
+        // Rollouts at test speed: the scheduler passes every 500 ms when nothing wakes it (that is
+        // what ends a drain), a rollout has 2 minutes to pass its health gate under TCG, and the
+        // instances before a switch keep serving for the drain (the edge moves in that time).
+        _server = await TestControlPlane.StartAsync(configure: o =>
+            TestControlPlane.WithScheduler(o, o.NodeLease, TimeSpan.FromMilliseconds(500), TimeSpan.FromMinutes(2), Drain));
         Admin = new TrcClient(_server.Address, _server.AdminToken);
         NodeClient = new TrcClient(_server.Address, _server.Host.NodeToken!);
         await Admin.CreateOrgAsync(Org, ct: ct);
@@ -344,6 +354,19 @@ public sealed class AgentBed : IAsyncLifetime
             trap 'echo "got TERM"; exit 0' TERM
             while true; do echo "hello from $TRC_INSTANCE_ID" | nc -l -p 8080; done &
             wait
+
+            """,
+        // A server for many clients at once: each connection gets one line naming the release, from
+        // a fresh answer.sh (busybox nc -ll forks per connection). TERM ends nc, and the app with it.
+        ["serve.sh"] = """
+            #!/bin/sh
+            echo "serving release-$TRC_RELEASE_ID"
+            exec nc -ll -p 8080 -e /app/answer.sh
+
+            """,
+        ["answer.sh"] = """
+            #!/bin/sh
+            echo "release-$TRC_RELEASE_ID"
 
             """,
         ["exit.sh"] = """

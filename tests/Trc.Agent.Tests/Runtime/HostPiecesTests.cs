@@ -125,4 +125,58 @@ public sealed class HostPiecesTests
         Assert.Contains("tcg,tb-size=32", args);
         Assert.Equal("console=ttyS0 reboot=t panic=-1 quiet", QemuCommandLine.KernelArgs(kvm: true, 2_700_000));
     }
+
+    [Fact]
+    public void The_bridge_MAC_is_locally_administered_and_fixed_by_the_node_prefix()
+    {
+        var a = new NodeNetwork("trc0", "fd74:7263:0:1::/64");
+        Assert.Matches("^02(:[0-9a-f]{2}){5}$", a.BridgeMac);
+        Assert.Equal(a.BridgeMac, new NodeNetwork("trc9", "fd74:7263:0:1::/64").BridgeMac);
+        Assert.NotEqual(a.BridgeMac, new NodeNetwork("trc0", "fd74:7263:0:2::/64").BridgeMac);
+    }
+
+    /// <summary>
+    /// On the host, as root: the bridge keeps its MAC while taps join and leave (Linux would
+    /// otherwise move it to the lowest port MAC, and guests would send to a MAC nobody has).
+    /// </summary>
+    [Fact]
+    public async Task The_bridge_keeps_its_MAC_while_taps_come_and_go()
+    {
+        if (!string.Equals(Environment.UserName, "root", StringComparison.Ordinal))
+        {
+            return; // creating bridges needs root; CI runs as root
+        }
+        var suffix = Guid.NewGuid().ToString("N")[..8];
+        var network = new NodeNetwork("trcbt" + suffix, "fd74:7263:ff:" + Convert.ToInt32(suffix[..4], 16).ToString("x") + "::/64");
+        var taps = new List<Guid>();
+        string Mac() => File.ReadAllText($"/sys/class/net/{network.Bridge}/address").Trim();
+        try
+        {
+            await network.EnsureBridgeAsync(CancellationToken.None);
+            Assert.Equal(network.BridgeMac, Mac());
+            for (var i = 0; i < 4; i++)
+            {
+                var id = Guid.NewGuid();
+                await network.CreateTapAsync(id, CancellationToken.None);
+                taps.Add(id);
+                Assert.Equal(network.BridgeMac, Mac());
+            }
+            foreach (var id in taps.ToList())
+            {
+                await network.DeleteTapAsync(id, CancellationToken.None);
+                taps.Remove(id);
+                Assert.Equal(network.BridgeMac, Mac());
+            }
+            await network.EnsureBridgeAsync(CancellationToken.None); // idempotent
+            Assert.Equal(network.BridgeMac, Mac());
+        }
+        finally
+        {
+            foreach (var id in taps)
+            {
+                await network.DeleteTapAsync(id, CancellationToken.None);
+            }
+            await Trc.Testing.HostTool.RunAsync("ip", ["link", "del", network.Bridge], CancellationToken.None);
+        }
+    }
 }
