@@ -86,25 +86,7 @@ public abstract class BadInputTests(ServerFixture fixture)
         return content;
     }
 
-    /// <summary>
-    /// The id of the newest event a request caused: the scheduler's own (a node declared lost while
-    /// the test runs, an instance placed) are left out, since they come in the background.
-    /// </summary>
-    private async Task<long> HeadAsync()
-    {
-        var scheduler = Core.Domain.DomainIds.V5(Core.Domain.DomainIds.Org("trc-platform"), "scheduler");
-        long cursor = 0, head = 0;
-        while (true)
-        {
-            var page = await TestServer.Send(Server.Admin, HttpMethod.Get, ApiPaths.Events + $"?after={cursor}&limit=1000").Json<EventPageView>();
-            if (page.Events.Count == 0)
-            {
-                return head;
-            }
-            head = page.Events.LastOrDefault(e => e.ActorId != scheduler)?.Id ?? head;
-            cursor = page.Events[^1].Id;
-        }
-    }
+    private Task<long> HeadAsync() => TestServer.RequestHeadAsync(Server.Admin);
 
     [Theory]
     [MemberData(nameof(Endpoints))]

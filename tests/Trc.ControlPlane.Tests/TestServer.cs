@@ -46,6 +46,27 @@ public sealed class TestServer : IAsyncDisposable
     public static async Task<TestServer> StartAsync(Backend backend, Func<ServerOptions, ServerOptions>? configure = null) =>
         new(await TestControlPlane.StartAsync(backend == Backend.Postgres, configure));
 
+    /// <summary>
+    /// The id of the newest event a request caused: the scheduler's own (a node declared lost, an
+    /// instance placed) come in the background and are left out. Tests compare it before and after
+    /// calls that must record nothing.
+    /// </summary>
+    public static async Task<long> RequestHeadAsync(HttpClient admin)
+    {
+        var scheduler = Core.Domain.DomainIds.V5(Core.Domain.DomainIds.Org("trc-platform"), "scheduler");
+        long cursor = 0, head = 0;
+        while (true)
+        {
+            var page = await Send(admin, HttpMethod.Get, ApiPaths.Events + $"?after={cursor}&limit=1000").Json<EventPageView>();
+            if (page.Events.Count == 0)
+            {
+                return head;
+            }
+            head = page.Events.LastOrDefault(e => e.ActorId != scheduler)?.Id ?? head;
+            cursor = page.Events[^1].Id;
+        }
+    }
+
     /// <summary>A client presenting <paramref name="token"/> (or none).</summary>
     public HttpClient Client(string? token)
     {
