@@ -268,9 +268,15 @@ int run_app(const struct config *cfg, const struct app_user *u)
                 if (!command_feed(buf[i], &cmd))
                     continue;
                 if (cmd.type == 'T') {
+                    /* Signal and deadline first: the answer is only a report, and writing it
+                       may wait for the console. */
                     signal_app(app, SIGTERM);
-                    if (!stopping) /* a second stop does not extend the first one's deadline */
+                    if (!stopping) { /* a second stop does not extend the first one's deadline */
                         arm(timer, cmd.value);
+                        info("stop: SIGTERM sent, SIGKILL in %lu ms", cmd.value);
+                    } else {
+                        info("stop: SIGTERM sent again, SIGKILL at the first stop's deadline");
+                    }
                     stopping = 1;
                 } else {
                     signal_app(app, (int)cmd.value);

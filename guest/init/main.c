@@ -19,6 +19,20 @@ static void read_config(struct config *cfg)
         fatal("config: %s", err);
 }
 
+/* Without a clock event device no sleep, timeout or stop deadline ever ends: a kernel calibrating
+   its APIC timer on a busy TCG host can disable it (docs/guest.md, "Kernel command line"). A fatal
+   frame now beats a guest that hangs later; only an empty answer means no timer. */
+static void require_timer(void)
+{
+    unsigned char *text;
+    ssize_t n = read_file("/sys/devices/system/clockevents/clockevent0/current_device", 64, &text);
+    if (n < 0)
+        return;
+    free(text);
+    if (n == 0)
+        fatal("the kernel has no timer (no clock event device): no sleep or stop deadline would end");
+}
+
 int main(int argc, char **argv)
 {
     if (getpid() != 1) {
@@ -39,6 +53,7 @@ int main(int argc, char **argv)
     mount_early();
     console_open();
     info("init started");
+    require_timer();
     load_modules("/modules");
 
     struct config cfg;

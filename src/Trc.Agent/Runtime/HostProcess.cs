@@ -34,6 +34,35 @@ public sealed partial record HostProcess(int Pid, long StartTicks)
     /// <summary>Sends a signal; false when the process is gone.</summary>
     public bool Signal(int signal) => IsAlive && kill(Pid, signal) == 0;
 
+    /// <summary>
+    /// Sets the nice value of every thread the process has now (Linux keeps one per thread; threads
+    /// made later take their creator's). Returns how many threads took it: 0 when the process is
+    /// gone or this process may not raise priorities (not root, no CAP_SYS_NICE).
+    /// </summary>
+    public int Renice(int nice)
+    {
+        if (!IsAlive)
+        {
+            return 0;
+        }
+        var done = 0;
+        try
+        {
+            foreach (var task in Directory.EnumerateDirectories($"/proc/{Pid.ToString(CultureInfo.InvariantCulture)}/task"))
+            {
+                if (int.TryParse(Path.GetFileName(task), NumberStyles.None, CultureInfo.InvariantCulture, out var tid) && setpriority(PrioProcess, tid, nice) == 0)
+                {
+                    done++;
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The process ended while we looked.
+        }
+        return done;
+    }
+
     /// <summary>Waits until the process is gone, polling (it need not be our child).</summary>
     public async Task WaitForExitAsync(CancellationToken ct)
     {
@@ -79,8 +108,13 @@ public sealed partial record HostProcess(int Pid, long StartTicks)
         return (fields[0].Length > 0 ? fields[0][0] : '?', start);
     }
 
+    private const int PrioProcess = 0;
+
     [LibraryImport("libc", SetLastError = true)]
     private static partial int kill(int pid, int sig);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int setpriority(int which, int who, int prio);
 
     /// <summary>Runs a short command and returns its exit code and combined output (for <c>ip</c>, <c>mkfs</c>, probes).</summary>
     public static async Task<(int ExitCode, string Output)> RunAsync(string file, IEnumerable<string> args, TimeSpan timeout, CancellationToken ct)

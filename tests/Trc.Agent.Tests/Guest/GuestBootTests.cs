@@ -207,6 +207,7 @@ public sealed class GuestBootTests(GuestBootFixture fixture, ITestOutputHelper o
             Assert.Equal([8192, 8192, 3616], xs);
 
             // SIGTERM was ignored, so only the SIGKILL after the grace period ended it.
+            Assert.Contains(new ConsoleFrame(ConsoleFrameKind.Info, "stop: SIGTERM sent, SIGKILL in 1500 ms"), guest.Frames);
             Assert.Equal(128 + 9, exit.ExitCode);
             Assert.False(exit.Oom);
             Assert.InRange(waited, TimeSpan.FromMilliseconds(1400), TimeSpan.FromSeconds(15));
@@ -288,6 +289,7 @@ public sealed class GuestBootTests(GuestBootFixture fixture, ITestOutputHelper o
             Assert.Equal(["got-term", "partial-line"], tail);
             Assert.Equal(7, exit.ExitCode);
             Assert.False(exit.Oom);
+            Assert.Contains(new ConsoleFrame(ConsoleFrameKind.Info, "stop: SIGTERM sent, SIGKILL in 30000 ms"), guest.Frames);
             Assert.Equal(3, guest.Frames.Count(f => f.Kind == ConsoleFrameKind.Info && f.Text == "ignored a malformed command"));
             AssertNoSecretOnConsole(guest);
         }
@@ -322,18 +324,105 @@ public sealed class GuestBootTests(GuestBootFixture fixture, ITestOutputHelper o
         }
     }
 
+    // A busy host takes QEMU off the CPU at random; here the test does it on purpose. From the guest
+    // kernel's first console line (its timer is calibrated by then) QEMU is stopped 30 ms of every
+    // 100 while it boots, then 150 ms of every 200 while the app sleeps and is stopped with a grace
+    // period, which must still take as long on the host as they say. Unless told the TSC is
+    // reliable, the kernel checks it against its timer interrupts while it boots, finds it
+    // "unstable" against the ones QEMU drops while stopped, and from then on keeps time by the
+    // interrupts: every stall is time the guest loses, and init's grace period runs that much
+    // slower (docs/guest.md, "Kernel command line").
+    [GuestBootFact]
+    public async Task A_guest_its_host_keeps_taking_off_the_CPU_keeps_the_hosts_time()
+    {
+        var dir = NewBootDir();
+        var config = new GuestConfig
+        {
+            Args = ["/bin/sh", "-c", """
+                trap 'go=1' USR1
+                trap '' TERM
+                echo waiting
+                while [ -z "$go" ]; do sleep 1; done
+                echo before-sleep
+                sleep 2
+                echo "after-sleep clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
+                while :; do sleep 1; done
+                """],
+        };
+        var (scratch, configDisk) = await DisksAsync(dir, config);
+
+        await using var guest = GuestSession.Start(Options([new(fixture.RootDisk, ReadOnly: true), new(scratch), new(configDisk, ReadOnly: true)]));
+        using var stop = new CancellationTokenSource();
+        var booted = false;
+        Task stalls = Task.CompletedTask;
+        try
+        {
+            await guest.WaitForAsync(_ => true, Boot, "a first console line");
+            stalls = Task.Run(async () =>
+            {
+                while (!stop.IsCancellationRequested && guest.ExitCode is null)
+                {
+                    var (off, on) = Volatile.Read(ref booted) ? (150, 50) : (30, 70);
+                    guest.Pause();
+                    try
+                    {
+                        await Task.Delay(off, CancellationToken.None);
+                    }
+                    finally
+                    {
+                        guest.Resume();
+                    }
+                    await Task.Delay(on, CancellationToken.None);
+                }
+            });
+            await guest.WaitForStdoutAsync("waiting", Boot);
+            Volatile.Write(ref booted, true);
+            await guest.SendAsync(new GuestCommand.Signal(10), CancellationToken.None); // SIGUSR1: go
+            await guest.WaitForStdoutAsync("before-sleep", Boot);
+            var sleepStart = guest.Elapsed;
+            var afterSleep = await guest.WaitForAsync(f => f.Kind == ConsoleFrameKind.Stdout && f.Text.StartsWith("after-sleep", StringComparison.Ordinal), TimeSpan.FromSeconds(30), "after-sleep");
+            var slept = guest.Elapsed - sleepStart;
+
+            // A second stop right behind the first: SIGTERM again (ignored), the deadline stays 2 s.
+            var sent = guest.Elapsed;
+            await guest.SendAsync(new GuestCommand.Stop(TimeSpan.FromSeconds(2)), CancellationToken.None);
+            await guest.SendAsync(new GuestCommand.Stop(TimeSpan.FromSeconds(30)), CancellationToken.None);
+            var exit = await guest.WaitForAsync(ConsoleFrameKind.Exit, TimeSpan.FromSeconds(30));
+            var waited = guest.Elapsed - sent;
+            stop.Cancel();
+            await stalls;
+            await guest.WaitForPowerOffAsync(Boot);
+
+            output.WriteLine($"sleep 2 took {slept.TotalSeconds:0.00} s, a 2 s grace period {waited.TotalSeconds:0.00} s ({afterSleep.Text})");
+            Assert.InRange(slept, TimeSpan.FromSeconds(1.5), TimeSpan.FromSeconds(5));
+            Assert.Equal(128 + 9, exit.ExitCode);
+            Assert.InRange(waited, TimeSpan.FromSeconds(1.5), TimeSpan.FromSeconds(5));
+            Assert.Equal("after-sleep clocksource=tsc", afterSleep.Text);
+            var answers = guest.Frames.Where(f => f.Kind == ConsoleFrameKind.Info && f.Text.StartsWith("stop:", StringComparison.Ordinal)).Select(f => f.Text);
+            Assert.Equal(["stop: SIGTERM sent, SIGKILL in 2000 ms", "stop: SIGTERM sent again, SIGKILL at the first stop's deadline"], answers);
+        }
+        finally
+        {
+            stop.Cancel();
+            await stalls;
+            Report(guest);
+        }
+    }
+
     [GuestBootTheory]
     [InlineData("malformed config")]
     [InlineData("config disk over 16 MiB")]
     [InlineData("no config disk")]
     [InlineData("unknown user")]
     [InlineData("no such program")]
+    [InlineData("no timer")]
     public async Task A_failure_before_the_app_runs_is_a_fatal_frame_then_power_off(string failure)
     {
         var dir = NewBootDir();
         var scratch = Path.Combine(dir, "scratch.ext4");
         await Ext4Disk.CreateAsync(scratch, 16, null, CancellationToken.None);
         string? configDisk = Path.Combine(dir, "config.img");
+        IReadOnlyList<string> kernelArguments = [];
         string expected;
         switch (failure)
         {
@@ -354,6 +443,13 @@ public sealed class GuestBootTests(GuestBootFixture fixture, ITestOutputHelper o
                 configDisk = null;
                 expected = "no config disk (/dev/vdc)";
                 break;
+            case "no timer":
+                // On microvm the APIC timer is the kernel's only one: without it (as when its boot-time
+                // calibration fails on a busy host) nothing time-based would ever end.
+                GuestConfigWriter.WriteFile(configDisk, new GuestConfig { Args = ["/bin/true"] });
+                kernelArguments = ["noapictimer"];
+                expected = "the kernel has no timer (no clock event device): no sleep or stop deadline would end";
+                break;
             case "unknown user":
                 GuestConfigWriter.WriteFile(configDisk, new GuestConfig { Args = ["/bin/true"], User = "ghost" });
                 expected = "user 'ghost': not in the image's /etc/passwd";
@@ -367,7 +463,7 @@ public sealed class GuestBootTests(GuestBootFixture fixture, ITestOutputHelper o
         IReadOnlyList<QemuDisk> disks = configDisk is null
             ? [new(fixture.RootDisk, ReadOnly: true), new(scratch)]
             : [new(fixture.RootDisk, ReadOnly: true), new(scratch), new(configDisk, ReadOnly: true)];
-        await using var guest = GuestSession.Start(Options(disks));
+        await using var guest = GuestSession.Start(Options(disks) with { KernelArguments = kernelArguments });
         try
         {
             var fatal = await guest.WaitForAsync(f => f.Kind is ConsoleFrameKind.Fatal or ConsoleFrameKind.Ready, Boot, "RS F");

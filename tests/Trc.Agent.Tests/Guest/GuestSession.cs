@@ -123,6 +123,12 @@ public sealed class GuestSession : IAsyncDisposable
     /// <summary>Sends raw bytes to the console.</summary>
     public Task SendAsync(byte[] bytes, CancellationToken ct) => _qemu.SendAsync(bytes, ct);
 
+    /// <summary>Takes QEMU off the CPU until <see cref="Resume"/> (<see cref="QemuGuest.Pause"/>).</summary>
+    public void Pause() => _qemu.Pause();
+
+    /// <summary>Lets QEMU run again.</summary>
+    public void Resume() => _qemu.Resume();
+
     /// <summary>Waits for QEMU to exit (the guest powered off); fails with the transcript when it does not in time.</summary>
     public async Task WaitForPowerOffAsync(TimeSpan timeout)
     {

@@ -120,10 +120,36 @@ public sealed class HostPiecesTests
             ["id=root,file=/d/root,,ro.ext4,format=raw,if=none,readonly=on", "id=scratch,file=/run/vm,,1/scratch,format=raw,if=none,discard=unmap",
              "id=config,file=/run/vm,,1/config.img,format=raw,if=none,readonly=on", "id=vol0,file=/v/a.ext4,format=raw,if=none,discard=unmap",
              "id=vol1,file=/v/b.ext4,format=raw,if=none,discard=unmap"], drives);
-        Assert.Equal("console=ttyS0 reboot=t panic=-1 quiet tsc_early_khz=2700000", args[args.ToList().IndexOf("-append") + 1]);
+        Assert.Equal("console=ttyS0 reboot=t panic=-1 quiet tsc_early_khz=2700000 tsc=reliable", args[args.ToList().IndexOf("-append") + 1]);
         Assert.Equal("200M", args[args.ToList().IndexOf("-m") + 1]);
         Assert.Contains("tcg,tb-size=32", args);
         Assert.Equal("console=ttyS0 reboot=t panic=-1 quiet", QemuCommandLine.KernelArgs(kvm: true, 2_700_000));
+    }
+
+    [Fact]
+    public async Task Renice_sets_every_thread_of_a_running_process_and_nothing_of_a_gone_one()
+    {
+        // A process with several threads: the runtime of a child dotnet is heavy; sh with a pipeline is one thread.
+        // A raise in nice (lower priority) is allowed to anyone, so this holds without root too.
+        using var child = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("sleep", "30") { UseShellExecute = false })!;
+        try
+        {
+            var process = HostProcess.Find(child.Id)!;
+            Assert.Equal(1, process.Renice(7));
+            var stat = await File.ReadAllTextAsync($"/proc/{child.Id}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            Assert.Equal("7", fields[16]); // field 19: nice
+            child.Kill();
+            await child.WaitForExitAsync();
+            Assert.Equal(0, process.Renice(7));
+        }
+        finally
+        {
+            if (!child.HasExited)
+            {
+                child.Kill();
+            }
+        }
     }
 
     [Fact]

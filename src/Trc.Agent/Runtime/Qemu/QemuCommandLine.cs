@@ -10,9 +10,14 @@ namespace Trc.Agent.Runtime.Qemu;
 /// </summary>
 public static class QemuCommandLine
 {
-    /// <summary>The guest kernel's command line (docs/guest.md), plus a TSC frequency under TCG.</summary>
+    /// <summary>
+    /// The guest kernel's command line (docs/guest.md, "Kernel command line"); under TCG with the
+    /// host's TSC rate, <c>tsc_early_khz</c> and <c>tsc=reliable</c>: the guest's TSC is then the
+    /// host's, and a kernel left to check it against its timer interrupts (which QEMU drops while
+    /// the host has it off the CPU) calls it unstable and loses time at every later stall.
+    /// </summary>
     public static string KernelArgs(bool kvm, long? tscKhz) =>
-        "console=ttyS0 reboot=t panic=-1 quiet" + (!kvm && tscKhz is > 0 ? " tsc_early_khz=" + tscKhz.Value.ToString(CultureInfo.InvariantCulture) : "");
+        "console=ttyS0 reboot=t panic=-1 quiet" + (!kvm && tscKhz is > 0 ? " tsc_early_khz=" + tscKhz.Value.ToString(CultureInfo.InvariantCulture) + " tsc=reliable" : "");
 
     /// <summary>The console socket's path in a VM's state directory.</summary>
     public static string ConsoleSocket(string stateDir) => Path.Combine(stateDir, "console.sock");

@@ -136,6 +136,10 @@ public sealed class QemuDriver : IVmDriver
             {
                 cgroups.AddProcess(cgroup.Name, process.Pid);
             }
+            if (!kvm && options.TcgNiceness is { } nice)
+            {
+                process.Renice(nice);
+            }
             await WriteRecordAsync(spec, process, ct).ConfigureAwait(false);
             var vm = await QemuVm.AttachAsync(spec, process, cgroups, options.StopMargin, recovered: false, ct).ConfigureAwait(false);
             // Started paused (-S) so nothing the guest prints is lost before the console is attached.
