@@ -47,6 +47,13 @@ public sealed record AgentOptions
     /// <summary>How often the agent tells the control plane it is alive.</summary>
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// How long a VM may take from start until its init reports the app started. A guest that
+    /// does not (a kernel that hangs: too little memory for it, a broken clock) is killed and the
+    /// instance reported failed, so a rollout fails instead of waiting in "starting" forever.
+    /// </summary>
+    public TimeSpan BootTimeout { get; init; } = TimeSpan.FromSeconds(90);
+
     /// <summary>How long an app has between SIGTERM and SIGKILL when its instance is stopped.</summary>
     public TimeSpan StopGrace { get; init; } = TimeSpan.FromSeconds(10);
 

@@ -179,6 +179,7 @@ public sealed class InstanceSupervisor
         int? exitCode = null;
         var guestOom = false;
         string? fatal = null;
+        string? lastKernelLine = null;
         var running = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         if (vm.Recovered)
         {
@@ -218,6 +219,7 @@ public sealed class InstanceSupervisor
                         default:
                             if (frame.Text.Length > 0)
                             {
+                                lastKernelLine = frame.Text;
                                 System("kernel: " + frame.Text);
                             }
                             break;
@@ -231,6 +233,26 @@ public sealed class InstanceSupervisor
         var health = Instance.Healthcheck is { } check && address is not null
             ? Task.Run(() => HealthLoopAsync(check, address, running.Task, watch.Token), CancellationToken.None)
             : Task.CompletedTask;
+        var bootTimedOut = false;
+        var watchdog = vm.Recovered ? Task.CompletedTask : Task.Run(async () =>
+        {
+            try
+            {
+                await running.Task.WaitAsync(_options.BootTimeout, watch.Token).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                if (!_stop.IsCancellationRequested)
+                {
+                    bootTimedOut = true;
+                    System($"the guest did not start the app within {_options.BootTimeout.TotalSeconds:0} s: killing its VM");
+                    await vm.StopAsync(TimeSpan.Zero, CancellationToken.None).ConfigureAwait(false);
+                }
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }, CancellationToken.None);
 
         var exited = vm.WaitAsync(watch.Token);
         var stopAsked = Task.Delay(Timeout.Infinite, _stop.Token);
@@ -249,13 +271,13 @@ public sealed class InstanceSupervisor
         {
             // Agent shutdown: stop watching, leave the VM be.
             await watch.CancelAsync().ConfigureAwait(false);
-            await Task.WhenAll(console, health).ConfigureAwait(false);
+            await Task.WhenAll(console, health, watchdog).ConfigureAwait(false);
             return null;
         }
         // Let the console drain its last frames (the exit report comes just before power-off).
         await Task.WhenAny(console, Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None)).ConfigureAwait(false);
         await watch.CancelAsync().ConfigureAwait(false);
-        await Task.WhenAll(console, health).ConfigureAwait(false);
+        await Task.WhenAll(console, health, watchdog).ConfigureAwait(false);
 
         if (_stop.IsCancellationRequested)
         {
@@ -269,6 +291,11 @@ public sealed class InstanceSupervisor
         if (fatal is not null)
         {
             return new Outcome(InstanceStates.Failed, null, "init: " + fatal);
+        }
+        if (bootTimedOut)
+        {
+            return new Outcome(InstanceStates.Failed, null,
+                $"the guest did not start the app within {_options.BootTimeout.TotalSeconds:0} s ({(lastKernelLine is null ? "not a line on its console" : "its console's last line: " + lastKernelLine)}); too little memory for the kernel, or a hung boot");
         }
         if (exitCode is not null)
         {

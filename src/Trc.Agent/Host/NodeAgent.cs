@@ -83,7 +83,9 @@ public sealed class NodeAgent
         }
         _registered.TrySetResult(node);
 
-        using var background = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        // Not linked to ct: state reports, logs and heartbeats go on while the shutdown stops the
+        // instances (trc dev), so the control plane hears that each stopped.
+        using var background = new CancellationTokenSource();
         var shipping = _logs.RunAsync(background.Token);
         var reporting = _states.RunAsync(background.Token);
         var heartbeats = HeartbeatLoopAsync(node.Id, background.Token);

@@ -27,7 +27,13 @@ public sealed class StateReporter(TrcClient client, Guid node, Action<string> lo
             }
             _latest[instance] = state;
         }
-        _queue.Writer.TryWrite((instance, state));
+        // Counted before it is queued, so that Idle never reads true while a report is on its way
+        // (between the reader taking it and sending it, the queue is empty).
+        Interlocked.Increment(ref _pending);
+        if (!_queue.Writer.TryWrite((instance, state)))
+        {
+            Interlocked.Decrement(ref _pending);
+        }
     }
 
     /// <summary>Forgets an instance that is gone.</summary>
@@ -48,41 +54,51 @@ public sealed class StateReporter(TrcClient client, Guid node, Action<string> lo
         }
     }
 
-    /// <summary>Whether every queued report has been sent.</summary>
-    public bool Idle => _queue.Reader.Count == 0 && Volatile.Read(ref _sending) == 0;
+    /// <summary>Whether every queued report has been sent (or refused, or dropped).</summary>
+    public bool Idle => Volatile.Read(ref _pending) <= 0;
 
-    private int _sending;
+    private int _pending;
 
     /// <summary>Sends reports until cancelled.</summary>
     public async Task RunAsync(CancellationToken ct)
     {
         await foreach (var (instance, state) in _queue.Reader.ReadAllAsync(ct).ConfigureAwait(false))
         {
-            Volatile.Write(ref _sending, 1);
-            var failures = 0;
-            while (true)
+            try
             {
-                try
-                {
-                    await client.ReportInstanceStateAsync(node, instance, state, ct: ct).ConfigureAwait(false);
-                    break;
-                }
-                catch (TrcApiException e) when (!e.IsTransient)
-                {
-                    log($"state '{state.State}' of instance {instance} refused: {e.Message}");
-                    break;
-                }
-                catch (Exception e) when (e is TrcException or HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
-                {
-                    failures++;
-                    if (failures == 1 || failures % 20 == 0)
-                    {
-                        log($"cannot report instance {instance} as '{state.State}' ({e.Message}); retrying");
-                    }
-                    await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(10_000, 250 * Math.Pow(2, Math.Min(failures, 6)))), ct).ConfigureAwait(false);
-                }
+                await SendAsync(instance, state, ct).ConfigureAwait(false);
             }
-            Volatile.Write(ref _sending, 0);
+            finally
+            {
+                Interlocked.Decrement(ref _pending);
+            }
+        }
+    }
+
+    private async Task SendAsync(Guid instance, InstanceStateRequest state, CancellationToken ct)
+    {
+        var failures = 0;
+        while (true)
+        {
+            try
+            {
+                await client.ReportInstanceStateAsync(node, instance, state, ct: ct).ConfigureAwait(false);
+                break;
+            }
+            catch (TrcApiException e) when (!e.IsTransient)
+            {
+                log($"state '{state.State}' of instance {instance} refused: {e.Message}");
+                break;
+            }
+            catch (Exception e) when (e is TrcException or HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
+            {
+                failures++;
+                if (failures == 1 || failures % 20 == 0)
+                {
+                    log($"cannot report instance {instance} as '{state.State}' ({e.Message}); retrying");
+                }
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(10_000, 250 * Math.Pow(2, Math.Min(failures, 6)))), ct).ConfigureAwait(false);
+            }
         }
     }
 }

@@ -37,7 +37,7 @@ public sealed class NodeAgentFakeTests : IAsyncLifetime
         Directory.Delete(_dir, recursive: true);
     }
 
-    private async Task<(NodeAgent Agent, FakeDriver Driver, FakeLauncher Launcher, CancellationTokenSource Stop, Task Run)> StartAgentAsync(FakeVmScript script, RestartPolicy? restart = null)
+    private async Task<(NodeAgent Agent, FakeDriver Driver, FakeLauncher Launcher, CancellationTokenSource Stop, Task Run)> StartAgentAsync(FakeVmScript script, RestartPolicy? restart = null, TimeSpan? bootTimeout = null, bool stopOnShutdown = false)
     {
         var driver = new FakeDriver { DefaultScript = script };
         var launcher = new FakeLauncher(Path.Combine(_dir, "instances"));
@@ -48,9 +48,10 @@ public sealed class NodeAgentFakeTests : IAsyncLifetime
             MemoryBytes = 4L << 30,
             HeartbeatInterval = TimeSpan.FromMilliseconds(500),
             StopGrace = TimeSpan.FromMilliseconds(200),
+            BootTimeout = bootTimeout ?? TimeSpan.FromSeconds(90),
             Restart = restart ?? new RestartPolicy { InitialDelay = TimeSpan.FromMilliseconds(50), MaxDelay = TimeSpan.FromMilliseconds(200), MaxQuickFailures = 3 },
         };
-        var agent = new NodeAgent(options, _node, driver, _ => launcher, _ => { });
+        var agent = new NodeAgent(options, _node, driver, _ => launcher, _ => { }) { StopInstancesOnShutdown = stopOnShutdown };
         var stop = new CancellationTokenSource();
         var run = Task.Run(() => agent.RunAsync(stop.Token));
         await agent.Registered.WaitAsync(TimeSpan.FromSeconds(30));
@@ -104,6 +105,53 @@ public sealed class NodeAgentFakeTests : IAsyncLifetime
         Assert.Contains("registry.example.com is unreachable", deployment.FailureReason);
         await stop.CancelAsync();
         await run;
+    }
+
+    [Fact]
+    public async Task A_guest_that_never_starts_its_app_is_killed_at_the_boot_timeout_and_reported_failed_with_its_last_console_line()
+    {
+        // As a kernel given too little memory does: a line or two on the console, then nothing.
+        var hangs = new FakeVmScript(async (guest, ct) =>
+        {
+            guest.Kernel("Memory: 61236K/65536K available");
+            await Task.Delay(Timeout.Infinite, ct);
+        });
+        var (_, driver, _, stop, run) = await StartAgentAsync(hangs, bootTimeout: TimeSpan.FromMilliseconds(700));
+        var release = await DeployAsync("hangs");
+        var states = await WaitForStatesAsync(s => s.Any(x => x.State == InstanceStates.Failed), TimeSpan.FromSeconds(30));
+        var failed = states.First(s => s.State == InstanceStates.Failed);
+        Assert.Contains("did not start the app within 1 s", failed.Reason);
+        Assert.Contains("its console's last line: Memory: 61236K/65536K available", failed.Reason);
+        Assert.DoesNotContain(states.TakeWhile(s => s.State != InstanceStates.Failed), s => s.State == InstanceStates.Running);
+        // The VM was killed, not left hanging, and the rollout failed with the reason.
+        Assert.Contains(driver.Host.Events, e => e.Kind == FakeVmEventKind.Killed);
+        var watch = Stopwatch.StartNew();
+        DeploymentView deployment;
+        while ((deployment = await _admin.GetDeploymentAsync("acme", "hangs", "prod", release.Deployment!.Value)).Status != "failed")
+        {
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), $"deployment is {deployment.Status}, not failed");
+            await Task.Delay(100);
+        }
+        Assert.Contains("did not start the app", deployment.FailureReason);
+        await stop.CancelAsync();
+        await run;
+    }
+
+    [Fact]
+    public async Task An_agent_that_stops_its_instances_at_shutdown_reports_each_stopped_before_it_ends()
+    {
+        // trc dev's agent: Ctrl-C stops the instances, and the control plane must hear it (else they
+        // read as healthy until the node is declared lost).
+        var (agent, driver, _, stop, run) = await StartAgentAsync(FakeVmScript.RunUntilStopped(), stopOnShutdown: true);
+        await DeployAsync("shutdown");
+        await _admin.ScaleAsync("acme", "shutdown", "prod", "web", 1);
+        await WaitForStatesAsync(s => s.Any(x => x.State == InstanceStates.Running), TimeSpan.FromSeconds(30));
+        var instance = Assert.Single(agent.Instances);
+        await stop.CancelAsync();
+        await run;
+        var states = await WaitForStatesAsync(s => s.Any(x => x.State == InstanceStates.Stopped), TimeSpan.FromSeconds(5));
+        Assert.Equal(InstanceStates.Stopped, states.Last().State);
+        Assert.Contains(driver.Host.Events, e => e.Kind == FakeVmEventKind.StopRequested && e.InstanceId == instance.ToString("D"));
     }
 
     [Fact]

@@ -64,7 +64,7 @@ public sealed class ManifestGenerator(int seed)
             {
                 keys.Add(("cpu", Pick(new[] { "1", "2", "0.5", "0.25", "1.125", "64", "0.001" })));
             }
-            keys.Add(("memory", Str(Pick(new[] { "64Mi", "512Mi", "1Gi", "2Gi", "1048576Ki" }))));
+            keys.Add(("memory", Str(Pick(new[] { "128Mi", "512Mi", "1Gi", "2Gi", "1048576Ki" }))));
             if (Chance(3))
             {
                 keys.Add(("user", Str(Pick(new[] { "app", "1000", "app:staff", "1000:1000", "_svc" }))));

@@ -72,9 +72,9 @@ public sealed class ManifestLoaderTests
     {
         var manifest = Load("""
             app = "a"
-            processes.zeta.memory = "64Mi"
-            processes.alpha.memory = "64Mi"
-            processes.web.memory = "64Mi"
+            processes.zeta.memory = "128Mi"
+            processes.alpha.memory = "128Mi"
+            processes.web.memory = "128Mi"
             """);
         Assert.Equal(["web", "alpha", "zeta"], manifest.Processes.Select(p => p.Name));
     }
@@ -89,8 +89,8 @@ public sealed class ManifestLoaderTests
     [InlineData("app = \"a\"\n[processes.web]\ncpu = 1\n", "processes.web.memory", "is required")]
     [InlineData("app = \"a\"\n[processes.web]\nmemory = \"512\"\n", "processes.web.memory", "write a whole number and a unit")]
     [InlineData("app = \"a\"\n[processes.web]\nmemory = \"512MB\"\n", "processes.web.memory", "units: Ki, Mi, Gi, Ti")]
-    [InlineData("app = \"a\"\n[processes.web]\nmemory = \"1Mi\"\n", "processes.web.memory", "must be between 64Mi and 1Ti")]
-    [InlineData("app = \"a\"\n[processes.web]\nmemory = \"2Ti\"\n", "processes.web.memory", "must be between 64Mi and 1Ti")]
+    [InlineData("app = \"a\"\n[processes.web]\nmemory = \"1Mi\"\n", "processes.web.memory", "must be between 128Mi and 1Ti")]
+    [InlineData("app = \"a\"\n[processes.web]\nmemory = \"2Ti\"\n", "processes.web.memory", "must be between 128Mi and 1Ti")]
     [InlineData("app = \"a\"\n[processes.web]\nmemory = 512\n", "processes.web.memory", "expected a string, found an integer")]
     [InlineData("app = \"a\"\n[processes.web]\nmemory = \"1Gi\"\ncpu = -1\n", "processes.web.cpu", "must be greater than 0 and at most 64")]
     [InlineData("app = \"a\"\n[processes.web]\nmemory = \"1Gi\"\ncpu = 0.0001\n", "processes.web.cpu", "at most 3 decimal places")]
