@@ -20,6 +20,7 @@ public static class TrcCli
             // Layer unpacking and ext4 disks need Linux (lchown, mkfs.ext4); so does running them.
             root.Subcommands.Add(ImageCommands.Create(console));
             root.Subcommands.Add(AgentCommand.Create(console));
+            root.Subcommands.Add(Dev.DevCommand.Create(console));
         }
         root.Subcommands.Add(TomlCommands.Create(console));
         foreach (var command in ManifestCommands.Create(console))

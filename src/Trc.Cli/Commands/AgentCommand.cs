@@ -104,36 +104,6 @@ internal static class AgentCommand
                 MemoryBytes = offered,
                 StopGrace = TimeSpan.FromSeconds(Math.Max(0, parse.GetValue(grace))),
             };
-            GuestBootFiles? guest = null;
-            if (driverName != "fake")
-            {
-                try
-                {
-                    guest = GuestBootFiles.Locate(assetsDir, driverName);
-                }
-                catch (InstanceLaunchException e)
-                {
-                    console.Err.WriteLine($"trc agent: {e.Message}");
-                    return ExitCodes.IoError;
-                }
-            }
-            Directory.CreateDirectory(data);
-            var cgroups = new Cgroups();
-            IVmDriver vmDriver = driverName switch
-            {
-                "qemu" => new QemuDriver(new QemuOptions
-                {
-                    Acceleration = parse.GetValue(accel) switch { "kvm" => QemuAcceleration.Kvm, "tcg" => QemuAcceleration.Tcg, _ => QemuAcceleration.Auto },
-                    ProbeKernel = guest?.Kernel,
-                    TscProbe = guest?.Init,
-                }, cgroups),
-                "firecracker" => new FirecrackerDriver(FirecrackerOptions.FromEnvironment(console.GetEnvironmentVariable) is var fc
-                    && console.GetEnvironmentVariable("TRC_JAILER_CHROOT") is null
-                    // Disks are hard-linked into the jail: it must be on the data directory's filesystem.
-                    ? fc with { ProbeKernel = guest?.Kernel, ChrootBaseDir = Path.Combine(data, "jail") }
-                    : fc with { ProbeKernel = guest?.Kernel }, cgroups),
-                _ => new FakeDriver(),
-            };
             var credentials = RegistryCredentialStore.Empty;
             var authFile = parse.GetValue(registryAuth) ?? console.GetEnvironmentVariable("REGISTRY_AUTH_FILE");
             if (!string.IsNullOrEmpty(authFile))
@@ -141,23 +111,23 @@ internal static class AgentCommand
                 credentials = RegistryCredentialStore.Load(Path.GetFullPath(authFile, console.WorkingDirectory));
             }
             var registry = new RegistryClient(new RegistryClientOptions { Credentials = credentials, InsecureRegistries = parse.GetValue(insecure) ?? [] });
-            using var images = new InstanceImages(Path.Combine(data, "images"), registry);
+            AgentWiring wiring;
+            try
+            {
+                wiring = AgentWiring.Create(options, driverName, parse.GetValue(accel) switch { "kvm" => QemuAcceleration.Kvm, "tcg" => QemuAcceleration.Tcg, _ => QemuAcceleration.Auto },
+                    assetsDir, registry, console.GetEnvironmentVariable);
+            }
+            catch (InstanceLaunchException e)
+            {
+                registry.Dispose();
+                console.Err.WriteLine($"trc agent: {e.Message}");
+                return ExitCodes.IoError;
+            }
+            using var wired = wiring;
             using var client = new TrcClient(address, token);
             RemoteContext.WarnIfCleartext(console, address);
             var log = (string line) => console.Err.WriteLine($"{DateTimeOffset.UtcNow:HH:mm:ss} agent: {line}");
-            var agent = new NodeAgent(options, client, vmDriver, node =>
-            {
-                if (driverName == "fake")
-                {
-                    return new FakeLauncher(Path.Combine(data, "instances"));
-                }
-                var network = new NodeNetwork(options.Bridge, node.Prefix);
-                network.EnsureBridgeAsync(CancellationToken.None).GetAwaiter().GetResult();
-                return new VmLauncher(options, guest!, images, client, () => node.Id, network, cgroups);
-            }, log)
-            {
-                StopInstancesOnShutdown = parse.GetValue(stopOnExit),
-            };
+            var agent = wiring.CreateAgent(client, log, parse.GetValue(stopOnExit));
             try
             {
                 await agent.RunAsync(ct);

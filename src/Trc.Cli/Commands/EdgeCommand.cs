@@ -233,20 +233,6 @@ internal static class EdgeCommand
         return true;
     }
 
-    /// <summary>The control plane as the edge's route source, through the typed client.</summary>
-    private sealed class ClientRouteSource(TrcClient client) : IEdgeRouteSource
-    {
-        public Task<EdgeRoutesView> SnapshotAsync(long after, CancellationToken ct) => client.GetEdgeRoutesAsync(after, ct);
-
-        public async IAsyncEnumerable<long> ChangesAsync(long after, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
-        {
-            await foreach (var e in client.StreamEventsAsync(new EventQuery(After: after, Types: EventNames.EdgeRouting), null, ct).ConfigureAwait(false))
-            {
-                yield return e.Id;
-            }
-        }
-    }
-
     /// <summary>The drain timeout, capped below the CLI's 45 s limit on a stopping command.</summary>
     private static TimeSpan Grace(EdgeHost host) =>
         host.Server.Settings.DrainTimeout < TimeSpan.FromSeconds(40) ? host.Server.Settings.DrainTimeout : TimeSpan.FromSeconds(40);

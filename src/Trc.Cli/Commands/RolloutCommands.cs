@@ -78,12 +78,18 @@ internal static class RolloutCommands
             once it is healthy. COUNT must be within the manifest's scaling bounds (the org's
             quotas count every process at scaling.max already).
 
+            --wait waits (up to 5 minutes, printing each change) until COUNT instances of the
+            serving release run and pass their health check.
+
             Examples:
               trc scale 2 --env prod
+              trc scale 2 --env prod --wait
               trc scale 4 --env prod --process worker
             """);
+        var wait = new Option<bool>("--wait") { Description = "Wait until COUNT instances run (and are healthy, when the process has a health check); exit 6 after 5 minutes." };
         command.Arguments.Add(count);
         command.Options.Add(process);
+        command.Options.Add(wait);
         var target = Target.Add(command, org: true, app: true, env: true, json: true);
         RemoteCommand.SetAction(command, console, target, async (context, ct) =>
         {
@@ -94,9 +100,46 @@ internal static class RolloutCommands
                 return ExitCodes.Ok;
             }
             console.Out.WriteLine(TextTable.Clean($"{context.Org}/{context.App}/{context.Env}: {context.Value(process)} runs {context.Value(count)} instance{(context.Value(count) == 1 ? "" : "s")} from now on (trc ps shows them)."));
-            return ExitCodes.Ok;
+            return context.Value(wait) ? await WaitForScaleAsync(context, context.Value(process)!, context.Value(count), TimeSpan.FromMinutes(5), ct).ConfigureAwait(false) : ExitCodes.Ok;
         });
         return command;
+    }
+
+    /// <summary>
+    /// Polls the env's instances until <paramref name="count"/> of <paramref name="process"/> in the
+    /// serving deployment are ready (healthy; or running when none has reported a health state
+    /// within 10 seconds of running, as a process without a health check never does), printing
+    /// the states as they change. Exit 6 at the timeout.
+    /// </summary>
+    private static async Task<int> WaitForScaleAsync(RemoteContext context, string process, int count, TimeSpan timeout, CancellationToken ct)
+    {
+        var started = DateTimeOffset.UtcNow;
+        string? last = null;
+        while (true)
+        {
+            var env = await context.Client.GetEnvAsync(context.Org, context.App, context.Env, ct).ConfigureAwait(false);
+            var instances = (await context.Client.ListInstancesAsync(context.Org, context.App, context.Env, ct).ConfigureAwait(false)).Items
+                .Where(i => i.Process == process && !i.StopRequested && (env.Deployment == 0 || i.Deployment == 0 || i.Deployment == env.Deployment)).ToList();
+            var line = string.Join(", ", instances.GroupBy(i => i.State).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Count()} {g.Key}"));
+            if (line != last)
+            {
+                context.Console.Out.WriteLine(TextTable.Clean($"  {DateTimeOffset.Now:HH:mm:ss} {process}: {(line.Length == 0 ? "no instances" : line)}"));
+                last = line;
+            }
+            var healthy = instances.Count(i => i.State == InstanceStates.Healthy);
+            var running = instances.Count(i => i.State == InstanceStates.Running && DateTimeOffset.UtcNow - i.UpdatedAt > TimeSpan.FromSeconds(10));
+            if (healthy >= count || (healthy == 0 && running >= count && instances.All(i => i.State != InstanceStates.Unhealthy)) || (count == 0 && instances.Count == 0))
+            {
+                context.Console.Out.WriteLine(TextTable.Clean($"{process}: {count} instance{(count == 1 ? "" : "s")} ready."));
+                return ExitCodes.Ok;
+            }
+            if (DateTimeOffset.UtcNow - started > timeout)
+            {
+                context.Console.Err.WriteLine(TextTable.Clean($"trc: {process} did not reach {count} ready instance{(count == 1 ? "" : "s")} in {timeout.TotalMinutes:0} minutes ({line})"));
+                return ExitCodes.RolloutFailed;
+            }
+            await Task.Delay(TimeSpan.FromSeconds(1), ct).ConfigureAwait(false);
+        }
     }
 
     private static Command Deployments(CliConsole console)

@@ -45,9 +45,12 @@ internal static class SecretsCommands
             Description = "KEY=PATH: set KEY to the exact bytes of the file (repeatable); for keys, certificates and anything with newlines.",
             HelpName = "KEY=PATH",
         };
+        var detach = RolloutCommands.DetachOption();
         var command = new Command("set", """
-            Set secrets of an env, making a new secrets version (the env's processes restart
-            with it on their next rollout). Other secrets keep their values. A value on the
+            Set secrets of an env, making a new secrets version. When the env runs a release,
+            a new release with the new secrets rolls out (blue/green: every instance restarts
+            once), and the command follows it like trc deploy (exit 6 if it fails) unless
+            --detach. Other secrets keep their values. A value on the
             command line lands in your shell history: prefer --from-file for real secrets.
 
             Examples:
@@ -56,6 +59,7 @@ internal static class SecretsCommands
             """);
         command.Arguments.Add(pairs);
         command.Options.Add(fromFile);
+        command.Options.Add(detach);
         var target = Target.Add(command, org: true, app: true, env: true, json: true);
         RemoteCommand.SetAction(command, console, target, async (context, ct) =>
         {
@@ -86,6 +90,7 @@ internal static class SecretsCommands
             {
                 throw new CliFailure(ExitCodes.Usage, "nothing to set: give KEY=VALUE arguments or --from-file KEY=PATH");
             }
+            var before = await context.Client.GetEnvAsync(context.Org, context.App, context.Env, ct).ConfigureAwait(false);
             var result = await context.Client.SetSecretsAsync(context.Org, context.App, context.Env, values, ct: ct).ConfigureAwait(false);
             if (context.Json)
             {
@@ -93,25 +98,50 @@ internal static class SecretsCommands
                 return ExitCodes.Ok;
             }
             console.Out.WriteLine($"Set {string.Join(", ", values.Keys.Order(StringComparer.Ordinal))}: secrets of {context.Org}/{context.App}/{context.Env} are now version {result.Version}.");
-            return ExitCodes.Ok;
+            return await FollowRolloutAsync(context, before.Deployment, context.Value(detach), ct).ConfigureAwait(false);
         });
         return command;
+    }
+
+    /// <summary>
+    /// After a secrets change: when it started a rollout (a deployment newer than
+    /// <paramref name="deploymentBefore"/>, of kind secrets), says so and follows it unless detached.
+    /// </summary>
+    private static async Task<int> FollowRolloutAsync(RemoteContext context, int deploymentBefore, bool detach, CancellationToken ct)
+    {
+        var env = await context.Client.GetEnvAsync(context.Org, context.App, context.Env, ct).ConfigureAwait(false);
+        if (env.Deployment <= deploymentBefore)
+        {
+            context.Console.Out.WriteLine("The env runs no release: the next deploy starts with these secrets.");
+            return ExitCodes.Ok;
+        }
+        var deployment = await context.Client.GetDeploymentAsync(context.Org, context.App, context.Env, env.Deployment, ct).ConfigureAwait(false);
+        if (deployment.Kind != "secrets")
+        {
+            return ExitCodes.Ok;
+        }
+        context.Console.Out.WriteLine(TextTable.Clean($"Deployment {deployment.Number}: release {deployment.Release} rolls the new secrets out (every instance restarts once)."));
+        return detach ? ExitCodes.Ok : await RolloutCommands.FollowAsync(context, context.App, deployment.Number, ct).ConfigureAwait(false);
     }
 
     private static Command CreateUnset(CliConsole console)
     {
         var keys = new Argument<string[]>("KEY") { Description = "Secrets to remove.", Arity = ArgumentArity.OneOrMore };
+        var detach = RolloutCommands.DetachOption();
         var command = new Command("unset", """
-            Remove secrets of an env, making a new secrets version.
+            Remove secrets of an env, making a new secrets version; rolled out and followed as
+            by trc secrets set (unless --detach).
 
             Example:
               trc secrets unset LOG_LEVEL OLD_API_KEY --env prod
             """);
         command.Arguments.Add(keys);
+        command.Options.Add(detach);
         var target = Target.Add(command, org: true, app: true, env: true, json: true);
         RemoteCommand.SetAction(command, console, target, async (context, ct) =>
         {
             var names = context.Value(keys)!;
+            var before = await context.Client.GetEnvAsync(context.Org, context.App, context.Env, ct).ConfigureAwait(false);
             var result = await context.Client.UnsetSecretsAsync(context.Org, context.App, context.Env, names, ct: ct).ConfigureAwait(false);
             if (context.Json)
             {
@@ -119,7 +149,7 @@ internal static class SecretsCommands
                 return ExitCodes.Ok;
             }
             console.Out.WriteLine($"Unset {string.Join(", ", names)}: secrets of {context.Org}/{context.App}/{context.Env} are now version {result.Version}.");
-            return ExitCodes.Ok;
+            return await FollowRolloutAsync(context, before.Deployment, context.Value(detach), ct).ConfigureAwait(false);
         });
         return command;
     }

@@ -94,8 +94,44 @@ internal sealed class RemoteContext : IDisposable
     /// <summary>The config file's path.</summary>
     public string ConfigPath => CliConfig.PathFor(Console);
 
-    /// <summary>The config file, read once when first needed.</summary>
-    public CliConfig Config => _config ??= CliConfig.Load(Console, ConfigPath);
+    /// <summary>
+    /// The settings, read once when first needed: the config file <c>trc login</c> writes; when
+    /// it names no server and <c>TRC_URL</c> is unset, the profile of a local <c>trc dev</c>.
+    /// </summary>
+    public CliConfig Config => _config ??= LoadConfig();
+
+    /// <summary>The dev profile the settings came from, or null.</summary>
+    public string? DevProfile { get; private set; }
+
+    private string? _devProfileProblem;
+
+    private CliConfig LoadConfig()
+    {
+        var config = CliConfig.Load(Console, ConfigPath);
+        if (config.Url is not null || Variable("TRC_URL") is not null)
+        {
+            return config;
+        }
+        foreach (var candidate in Dev.DevPaths.ProfileCandidates(Console.GetEnvironmentVariable))
+        {
+            if (!File.Exists(candidate))
+            {
+                continue;
+            }
+            try
+            {
+                var dev = CliConfig.Load(Console, candidate);
+                DevProfile = candidate;
+                // A default org or env saved by trc login still applies.
+                return dev with { Org = config.Org ?? dev.Org, Env = config.Env ?? dev.Env };
+            }
+            catch (CliFailure e)
+            {
+                _devProfileProblem = e.Message;
+            }
+        }
+        return config;
+    }
 
     /// <summary>The client, for the server and token of the environment or the config file.</summary>
     public TrcClient Client => _client ??= CreateClient();
@@ -149,7 +185,8 @@ internal sealed class RemoteContext : IDisposable
         if (url is null || token is null)
         {
             throw new CliFailure(ExitCodes.NotAuthorized,
-                $"not logged in: run trc login --url URL (or set TRC_URL and TRC_TOKEN); no {(url is null ? "server URL" : "token")} in the environment or in {ConfigPath}");
+                $"not logged in: run trc login --url URL (or set TRC_URL and TRC_TOKEN), or start trc dev on this machine; no {(url is null ? "server URL" : "token")} in the environment or in {ConfigPath}"
+                + (_devProfileProblem is { } problem ? $"; the local trc dev's profile is unusable: {problem}" : ""));
         }
         Uri address;
         try
