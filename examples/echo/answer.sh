@@ -1,6 +1,4 @@
 #!/bin/sh
-# One connection: a greeting, then every line back until the client closes.
+# One connection: a greeting, then the client's first line back, then the connection closes.
 echo "echo from instance $TRC_INSTANCE_ID"
-while IFS= read -r line; do
-  echo "$line"
-done
+IFS= read -r line && echo "$line"

@@ -1,0 +1,251 @@
+using System.Runtime.Versioning;
+using Trc.Cli.Dev;
+using Trc.Cli.Remote;
+using Trc.Cli.Tests.Commands;
+
+namespace Trc.Cli.Tests.Dev;
+
+/// <summary>
+/// The CLI finding a local <c>trc dev</c> by its profile (<see cref="DevPaths"/>), against a real
+/// server: which source of settings wins, and what a broken or missing profile says.
+/// </summary>
+[SupportedOSPlatform("linux")]
+public sealed class DevProfileTests(CliServerFixture server) : IClassFixture<CliServerFixture>
+{
+    /// <summary>A server URL where nothing listens: a profile naming it is one the command did not use, or exit 5.</summary>
+    private static string DeadUrl => $"http://127.0.0.1:{CliServerFixture.ClosedPort()}";
+
+    private string Url => server.Url.ToString().TrimEnd('/');
+
+    private static string HomeProfile(CliSession session) => Path.Combine(session.Home, ".local", "share", "trc", "dev", DevPaths.ProfileName);
+
+    /// <summary>An org with one app, and an owner token of it.</summary>
+    private async Task<(string Org, string Token)> OrgWithAppAsync(string app)
+    {
+        var org = CliServerFixture.NewName();
+        using var owner = await CliSession.NewOrgAsync(server, org);
+        await owner.OkAsync("apps", "create", app);
+        return (org, owner.Environment["TRC_TOKEN"]!);
+    }
+
+    [Fact]
+    public async Task A_dev_profile_in_HOME_lets_commands_run_without_login()
+    {
+        var (org, token) = await OrgWithAppAsync("from-dev");
+        using var user = server.NewSession();
+        new CliConfig(Url, token, org, "prod").Save(HomeProfile(user));
+
+        var apps = await user.RunAsync("apps");
+
+        Assert.True(apps.ExitCode == 0, apps.ToString());
+        Assert.Contains("from-dev", apps.Stdout);
+        Assert.DoesNotContain("warning", apps.Stderr);
+        Assert.False(File.Exists(user.ConfigPath), "using a dev profile writes no login config");
+    }
+
+    [Fact]
+    public async Task A_dev_profile_naming_a_dead_server_is_used_and_fails_as_unreachable()
+    {
+        // The counterpart of the tests below: a profile is really read, so one that wins proves something.
+        var (org, token) = await OrgWithAppAsync("web");
+        using var user = server.NewSession();
+        new CliConfig(DeadUrl, token, org, "prod").Save(HomeProfile(user));
+
+        var apps = await user.RunAsync("apps");
+
+        Assert.Equal(ExitCodes.Unavailable, apps.ExitCode);
+    }
+
+    [Fact]
+    public async Task TRC_DEV_DIR_wins_over_the_profile_in_HOME()
+    {
+        var (org, token) = await OrgWithAppAsync("from-dev-dir");
+        using var user = server.NewSession();
+        new CliConfig(DeadUrl, token, org, "prod").Save(HomeProfile(user));
+        var devDir = Path.Combine(user.Root, "dev");
+        new CliConfig(Url, token, org, "prod").Save(Path.Combine(devDir, DevPaths.ProfileName));
+        user.Environment["TRC_DEV_DIR"] = devDir;
+
+        var apps = await user.RunAsync("apps");
+
+        Assert.True(apps.ExitCode == 0, apps.ToString());
+        Assert.Contains("from-dev-dir", apps.Stdout);
+    }
+
+    [Fact]
+    public async Task TRC_DEV_DIR_without_a_profile_does_not_fall_back_to_HOME()
+    {
+        var (org, token) = await OrgWithAppAsync("web");
+        using var user = server.NewSession();
+        new CliConfig(Url, token, org, "prod").Save(HomeProfile(user));
+        user.Environment["TRC_DEV_DIR"] = Path.Combine(user.Root, "empty-dev");
+
+        var apps = await user.RunAsync("apps");
+
+        Assert.Equal(ExitCodes.NotAuthorized, apps.ExitCode);
+        Assert.Contains("not logged in", apps.Stderr);
+    }
+
+    [Fact]
+    public async Task A_login_config_that_names_a_server_wins_over_the_dev_profile()
+    {
+        var (org, token) = await OrgWithAppAsync("from-login");
+        using var user = server.NewSession();
+        new CliConfig(DeadUrl, token, org, "prod").Save(HomeProfile(user));
+        new CliConfig(Url, token, org, null).Save(user.ConfigPath);
+
+        var apps = await user.RunAsync("apps");
+
+        Assert.True(apps.ExitCode == 0, apps.ToString());
+        Assert.Contains("from-login", apps.Stdout);
+    }
+
+    [Fact]
+    public async Task The_org_and_env_saved_by_login_apply_on_top_of_the_dev_profile()
+    {
+        // The dev profile holds the admin token and org A; the login config names no server, only org B and env staging.
+        var (orgA, _) = await OrgWithAppAsync("only-in-a");
+        var orgB = CliServerFixture.NewName();
+        using (var owner = await CliSession.NewOrgAsync(server, orgB))
+        {
+            await owner.OkAsync("apps", "create", "shop");
+            await owner.OkAsync("envs", "create", "staging", "--app", "shop");
+            await owner.OkAsync("secrets", "set", "ONLY_IN_STAGING=1", "--app", "shop", "--env", "staging");
+        }
+        using var user = server.NewSession();
+        new CliConfig(Url, server.AdminToken, orgA, "prod").Save(HomeProfile(user));
+        new CliConfig(null, null, orgB, "staging").Save(user.ConfigPath);
+
+        var apps = await user.RunAsync("apps");
+        Assert.True(apps.ExitCode == 0, apps.ToString());
+        Assert.Contains("shop", apps.Stdout);
+        Assert.DoesNotContain("only-in-a", apps.Stdout);
+
+        var secrets = await user.RunAsync("secrets", "list", "--app", "shop");
+        Assert.True(secrets.ExitCode == 0, secrets.ToString());
+        Assert.Contains("ONLY_IN_STAGING", secrets.Stdout);
+
+        // Without the login config the profile's own org applies.
+        File.Delete(user.ConfigPath);
+        var own = await user.OkAsync("apps");
+        Assert.Contains("only-in-a", own.Stdout);
+    }
+
+    [Fact]
+    public async Task TRC_URL_and_TRC_TOKEN_win_over_the_dev_profile()
+    {
+        var (org, token) = await OrgWithAppAsync("from-env");
+        using var user = server.NewSession();
+        new CliConfig(DeadUrl, server.AdminToken, org, "prod").Save(HomeProfile(user));
+        user.Environment["TRC_URL"] = Url;
+        user.Environment["TRC_TOKEN"] = token;
+        user.Environment["TRC_ORG"] = org;
+
+        var apps = await user.RunAsync("apps");
+
+        Assert.True(apps.ExitCode == 0, apps.ToString());
+        Assert.Contains("from-env", apps.Stdout);
+    }
+
+    [Fact]
+    public async Task TRC_URL_alone_never_borrows_the_dev_profiles_token()
+    {
+        // The dev profile's token is for the dev server: sending it to the server TRC_URL names would leak it.
+        var (org, token) = await OrgWithAppAsync("web");
+        using var user = server.NewSession();
+        new CliConfig(Url, token, org, "prod").Save(HomeProfile(user));
+        user.Environment["TRC_URL"] = Url;
+
+        var apps = await user.RunAsync("apps");
+
+        Assert.Equal(ExitCodes.NotAuthorized, apps.ExitCode);
+        Assert.Contains("not logged in", apps.Stderr);
+        Assert.Contains("no token", apps.Stderr);
+    }
+
+    [Theory]
+    [InlineData("url = [", "expected")]
+    [InlineData("url = 5\n", "url must be a string")]
+    [InlineData("oversized", "bytes; a trc config is at most")]
+    public async Task A_broken_dev_profile_is_a_not_logged_in_error_that_names_the_problem(string content, string problem)
+    {
+        using var user = server.NewSession();
+        var devDir = Path.Combine(user.Root, "dev");
+        Directory.CreateDirectory(devDir);
+        var profile = Path.Combine(devDir, DevPaths.ProfileName);
+        File.WriteAllText(profile, content == "oversized" ? "# " + new string('x', 70 * 1024) + "\n" : content);
+        File.SetUnixFileMode(profile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        user.Environment["TRC_DEV_DIR"] = devDir;
+
+        var apps = await user.RunAsync("apps");
+
+        Assert.Equal(ExitCodes.NotAuthorized, apps.ExitCode);
+        Assert.Empty(apps.Stdout);
+        Assert.StartsWith("trc: not logged in", apps.Stderr);
+        Assert.Contains("the local trc dev's profile is unusable: " + profile, apps.Stderr);
+        Assert.Contains(problem, apps.Stderr);
+        Assert.DoesNotContain("   at ", apps.Stderr);
+    }
+
+    [Fact]
+    public async Task Without_any_profile_the_error_mentions_trc_dev()
+    {
+        using var user = server.NewSession();
+        // TRC_DEV_DIR, so that a trc dev running on this machine (its /var/lib/trc/dev profile) cannot answer instead.
+        user.Environment["TRC_DEV_DIR"] = Path.Combine(user.Root, "no-dev");
+
+        var apps = await user.RunAsync("apps");
+
+        Assert.Equal(ExitCodes.NotAuthorized, apps.ExitCode);
+        Assert.Contains("not logged in", apps.Stderr);
+        Assert.Contains("start trc dev on this machine", apps.Stderr);
+        Assert.Contains("trc login", apps.Stderr);
+        Assert.DoesNotContain("profile is unusable", apps.Stderr);
+    }
+
+    // ---- DevPaths ----------------------------------------------------------------------------------
+
+    private static Func<string, string?> Env(params (string Name, string Value)[] variables) =>
+        name => variables.FirstOrDefault(v => v.Name == name).Value;
+
+    [Fact]
+    public void A_relative_TRC_DEV_DIR_is_made_absolute()
+    {
+        var environment = Env(("TRC_DEV_DIR", "some/dev"), ("HOME", "/home/someone"));
+
+        var directory = DevPaths.Directory(environment);
+
+        Assert.True(Path.IsPathFullyQualified(directory), directory);
+        Assert.Equal(Path.Combine(Environment.CurrentDirectory, "some", "dev"), directory);
+        Assert.Equal([Path.Combine(directory, "cli.toml")], DevPaths.ProfileCandidates(environment));
+    }
+
+    [Fact]
+    public void An_absolute_TRC_DEV_DIR_is_the_only_profile_candidate()
+    {
+        var environment = Env(("TRC_DEV_DIR", "/srv/trc-dev/"), ("HOME", "/home/someone"));
+
+        Assert.Equal("/srv/trc-dev/", DevPaths.Directory(environment));
+        Assert.Equal(["/srv/trc-dev/cli.toml"], DevPaths.ProfileCandidates(environment));
+    }
+
+    [Fact]
+    public void Without_TRC_DEV_DIR_the_users_profile_comes_before_roots()
+    {
+        foreach (var environment in new[] { Env(("HOME", "/home/someone")), Env(("HOME", "/home/someone"), ("TRC_DEV_DIR", "")) })
+        {
+            Assert.Equal(["/home/someone/.local/share/trc/dev/cli.toml", "/var/lib/trc/dev/cli.toml"], DevPaths.ProfileCandidates(environment));
+            Assert.Equal(Environment.IsPrivilegedProcess ? "/var/lib/trc/dev" : "/home/someone/.local/share/trc/dev", DevPaths.Directory(environment));
+        }
+    }
+
+    [Fact]
+    public void Without_HOME_the_users_profile_is_under_the_accounts_home()
+    {
+        var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+
+        var candidates = DevPaths.ProfileCandidates(Env());
+
+        Assert.Equal([Path.Combine(home, ".local", "share", "trc", "dev", "cli.toml"), "/var/lib/trc/dev/cli.toml"], candidates);
+    }
+}
