@@ -128,7 +128,9 @@ internal static class RolloutCommands
             }
             var healthy = instances.Count(i => i.State == InstanceStates.Healthy);
             var running = instances.Count(i => i.State == InstanceStates.Running && DateTimeOffset.UtcNow - i.UpdatedAt > TimeSpan.FromSeconds(10));
-            if (healthy >= count || (healthy == 0 && running >= count && instances.All(i => i.State != InstanceStates.Unhealthy)) || (count == 0 && instances.Count == 0))
+            // Exactly COUNT left (extras going down are stop-requested, and leave the list), all ready.
+            var live = instances.Count(i => i.State != InstanceStates.Stopped);
+            if (live == count && (healthy >= count || (healthy == 0 && running >= count && instances.All(i => i.State != InstanceStates.Unhealthy))))
             {
                 context.Console.Out.WriteLine(TextTable.Clean($"{process}: {count} instance{(count == 1 ? "" : "s")} ready."));
                 return ExitCodes.Ok;

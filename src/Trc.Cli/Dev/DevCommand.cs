@@ -82,11 +82,11 @@ internal static class DevCommand
                     Listen = parse.GetValue(listen)!,
                     EdgeAddresses = ParseAddresses(parse.GetValue(edgeListen) ?? []),
                     RegistryPort = parse.GetValue(registryPort) is >= 1 and <= 65535 and var port ? port
-                        : throw new DevSetupException($"--registry-port {parse.GetValue(registryPort)}: not a TCP port (1-65535)"),
+                        : throw new DevSetupException($"--registry-port {parse.GetValue(registryPort)}: not a TCP port (1-65535)", ExitCodes.Usage),
                     GuestAssets = (parse.GetValue(assets) ?? console.GetEnvironmentVariable("TRC_GUEST_ASSETS")) is { Length: > 0 } given ? Path.GetFullPath(given, console.WorkingDirectory) : null,
                     Acceleration = parse.GetValue(accel) switch { "kvm" => QemuAcceleration.Kvm, "tcg" => QemuAcceleration.Tcg, _ => QemuAcceleration.Auto },
                     Memory = parse.GetValue(memory) is { } m
-                        ? Trc.Core.Manifest.ByteSize.TryParse(m, out var bytes, out var error) ? bytes : throw new DevSetupException($"--memory {TextTable.Clean(m)}: {error}")
+                        ? Trc.Core.Manifest.ByteSize.TryParse(m, out var bytes, out var error) ? bytes : throw new DevSetupException($"--memory {TextTable.Clean(m)}: {error}", ExitCodes.Usage)
                         : null,
                 };
                 return await RunAsync(console, settings, ct);
@@ -94,7 +94,7 @@ internal static class DevCommand
             catch (DevSetupException e)
             {
                 console.Err.WriteLine($"trc dev: {e.Message}");
-                return ExitCodes.Unavailable;
+                return e.ExitCode;
             }
         });
         return command;
@@ -112,7 +112,7 @@ internal static class DevCommand
             var bare = text.StartsWith('[') && text.EndsWith(']') ? text[1..^1] : text;
             if (!IPAddress.TryParse(bare, out var address) || bare.Contains('%', StringComparison.Ordinal))
             {
-                throw new DevSetupException($"--edge-listen \"{TextTable.Clean(text)}\": not an IP address (like 127.0.0.1 or ::; the ports come from the routes)");
+                throw new DevSetupException($"--edge-listen \"{TextTable.Clean(text)}\": not an IP address (like 127.0.0.1 or ::; the ports come from the routes)", ExitCodes.Usage);
             }
             list.Add(address);
         }
@@ -259,7 +259,7 @@ internal static class DevCommand
 
     private static bool OnPath(string tool) =>
         (Environment.GetEnvironmentVariable("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin").Split(':', StringSplitOptions.RemoveEmptyEntries)
-            .Concat(["/usr/sbin", "/sbin"]).Any(d => File.Exists(Path.Combine(d, tool)));
+            .Concat(["/usr/sbin", "/sbin", "/usr/bin", "/bin"]).Any(d => File.Exists(Path.Combine(d, tool)));
 
     private static string PortLine(EdgeListenPlan plan, int port) =>
         plan.Local(port) == port ? $"port {port}" : $"port {port} on {plan.Local(port)} (this process may not bind {port})";
@@ -286,8 +286,9 @@ internal static class DevCommand
     {
         try
         {
+            // No SO_REUSEADDR: on Linux .NET sets SO_REUSEPORT with it, and the probe would then
+            // share a port another socket listens on (the edge binds without it).
             using var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-            socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
             socket.Bind(new IPEndPoint(address, port));
             return true;
         }

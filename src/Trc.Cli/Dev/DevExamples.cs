@@ -279,5 +279,10 @@ internal static class DevExamples
     }
 }
 
-/// <summary>Something trc dev needs is missing or broken; the message says what to do.</summary>
-internal sealed class DevSetupException(string message) : Exception(message);
+/// <summary>Something trc dev needs is missing or broken (or an option is wrong); the message says what to do.</summary>
+/// <param name="message">What is wrong and what to do.</param>
+/// <param name="exitCode">The exit code: <see cref="ExitCodes.Unavailable"/> for what is missing, <see cref="ExitCodes.Usage"/> for a wrong option.</param>
+internal sealed class DevSetupException(string message, int exitCode = ExitCodes.Unavailable) : Exception(message)
+{
+    public int ExitCode { get; } = exitCode;
+}

@@ -48,7 +48,7 @@ namespace Trc.Cli.Dev;
 /// </para>
 /// </remarks>
 [SupportedOSPlatform("linux")]
-public sealed partial class DevRegistry : IAsyncDisposable
+internal sealed partial class DevRegistry : IAsyncDisposable
 {
     /// <summary>The longest repository name accepted, as the distribution reference grammar counts it.</summary>
     public const int MaxNameLength = 255;

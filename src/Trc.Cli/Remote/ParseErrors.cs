@@ -17,7 +17,9 @@ internal static class ParseErrors
         var secrets = Secrets(args);
         foreach (var error in parse.Errors)
         {
-            console.Err.WriteLine($"trc: {TextTable.Clean(Redact(error.Message, secrets))}");
+            // The parser's own layout (a list of allowed values on lines of their own) as one line.
+            var message = string.Join(' ', Redact(error.Message, secrets).Split(['\r', '\n', '\t'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+            console.Err.WriteLine($"trc: {TextTable.Clean(message)}");
         }
         console.Err.WriteLine("Run 'trc --help' (or 'trc COMMAND --help') for usage.");
         return ExitCodes.Usage;

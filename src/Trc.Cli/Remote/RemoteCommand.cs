@@ -182,10 +182,11 @@ internal sealed class RemoteContext : IDisposable
     {
         var url = Variable("TRC_URL") ?? Config.Url;
         var token = Variable("TRC_TOKEN") ?? Config.Token;
+        var source = DevProfile ?? ConfigPath;
         if (url is null || token is null)
         {
             throw new CliFailure(ExitCodes.NotAuthorized,
-                $"not logged in: run trc login --url URL (or set TRC_URL and TRC_TOKEN), or start trc dev on this machine; no {(url is null ? "server URL" : "token")} in the environment or in {ConfigPath}"
+                $"not logged in: run trc login --url URL (or set TRC_URL and TRC_TOKEN), or start trc dev on this machine; no {(url is null ? "server URL" : "token")} in the environment or in {source}"
                 + (_devProfileProblem is { } problem ? $"; the local trc dev's profile is unusable: {problem}" : ""));
         }
         Uri address;
@@ -195,7 +196,7 @@ internal sealed class RemoteContext : IDisposable
         }
         catch (ArgumentException)
         {
-            throw new CliFailure(ExitCodes.Invalid, $"the server URL \"{Printable(url)}\" ({(Variable("TRC_URL") is null ? ConfigPath : "TRC_URL")}) is not an http:// or https:// URL");
+            throw new CliFailure(ExitCodes.Invalid, $"the server URL \"{Printable(url)}\" ({(Variable("TRC_URL") is null ? source : "TRC_URL")}) is not an http:// or https:// URL");
         }
         WarnIfCleartext(Console, address);
         try
@@ -205,7 +206,7 @@ internal sealed class RemoteContext : IDisposable
         catch (ArgumentException)
         {
             throw new CliFailure(ExitCodes.NotAuthorized,
-                $"the token in {(Variable("TRC_TOKEN") is null ? ConfigPath : "TRC_TOKEN")} is malformed (it must be printable ASCII without spaces); run trc login again");
+                $"the token in {(Variable("TRC_TOKEN") is null ? source : "TRC_TOKEN")} is malformed (it must be printable ASCII without spaces); run trc login again");
         }
     }
 

@@ -187,6 +187,27 @@ public sealed class DevProfileTests(CliServerFixture server) : IClassFixture<Cli
         Assert.DoesNotContain("   at ", apps.Stderr);
     }
 
+    [Theory]
+    [InlineData("url = \"ftp://example.com\"\ntoken = \"t\"\n", ExitCodes.Invalid, "the server URL \"ftp://example.com\" (")]
+    [InlineData("url = \"http://127.0.0.1:1\"\n", ExitCodes.NotAuthorized, "no token in the environment or in ")]
+    [InlineData("url = \"http://127.0.0.1:1\"\ntoken = \"a b\"\n", ExitCodes.NotAuthorized, "the token in ")]
+    public async Task A_wrong_value_in_the_dev_profile_is_said_with_the_profiles_path(string content, int code, string message)
+    {
+        using var user = server.NewSession();
+        var devDir = Path.Combine(user.Root, "dev");
+        Directory.CreateDirectory(devDir);
+        var profile = Path.Combine(devDir, DevPaths.ProfileName);
+        File.WriteAllText(profile, content);
+        File.SetUnixFileMode(profile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        user.Environment["TRC_DEV_DIR"] = devDir;
+
+        var apps = await user.RunAsync("apps");
+
+        Assert.Equal(code, apps.ExitCode);
+        Assert.Contains(message + profile, apps.Stderr);
+        Assert.DoesNotContain("config.toml", apps.Stderr);
+    }
+
     [Fact]
     public async Task Without_any_profile_the_error_mentions_trc_dev()
     {

@@ -38,7 +38,7 @@ public sealed class DevRegistryWorld : IAsyncLifetime
 
     public string Images => Path.Combine(Root.FullName, "images");
 
-    public DevRegistry Registry { get; private set; } = null!;
+    internal DevRegistry Registry { get; private set; } = null!;
 
     public BuiltImage App { get; private set; } = null!;
 
