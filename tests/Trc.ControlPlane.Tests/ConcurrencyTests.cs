@@ -56,7 +56,7 @@ public abstract class ConcurrencyTests(ServerFixture fixture)
     {
         var org = Setup.OrgName();
         var owner = await Setup.ShopAsync(Server, org);
-        var memories = Enumerable.Range(1, 8).Select(i => 64 * i).ToArray();
+        var memories = Enumerable.Range(1, 8).Select(i => 128 + 64 * i).ToArray();
         var responses = await RaceAsync(memories.Select(m => (Func<ApiCall>)(() =>
             TestServer.Send(owner, HttpMethod.Post, ApiPaths.Releases(org, "shop", "prod"), new DeployRequest(Setup.Image, Manifest(m))))).ToArray());
 

@@ -371,10 +371,15 @@ public sealed class DevTourTests(ITestOutputHelper output) : IAsyncLifetime
             MountNamespace = new FileInfo($"/proc/{_process.Id}/ns/mnt").LinkTarget ?? "";
         }
 
-        /// <summary>Ctrl-C's signal (SIGINT is ignored by background jobs; trc dev treats SIGTERM alike) and the wait.</summary>
+        /// <summary>
+        /// Ctrl-C: SIGINT, unless the process inherited it ignored (as background jobs of a shell
+        /// do; then SIGTERM, which trc dev treats alike), and the wait.
+        /// </summary>
         public async Task StopAsync(TimeSpan timeout)
         {
-            _ = kill(_process.Id, 15);
+            var ignored = File.ReadAllLines($"/proc/{_process.Id}/status").First(l => l.StartsWith("SigIgn:", StringComparison.Ordinal));
+            var sigintIgnored = (ulong.Parse(ignored["SigIgn:".Length..].Trim(), NumberStyles.HexNumber, CultureInfo.InvariantCulture) & 0x2) != 0;
+            _ = kill(_process.Id, sigintIgnored ? 15 : 2);
             using var cts = new CancellationTokenSource(timeout);
             await _process.WaitForExitAsync(cts.Token);
         }

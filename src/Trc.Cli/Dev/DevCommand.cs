@@ -36,6 +36,9 @@ internal static class DevCommand
     /// <summary>The local registry's default port (image references: <c>localhost:7081/NAME:TAG</c>).</summary>
     public const int RegistryPort = 7081;
 
+    /// <summary>trc dev's overlay /48 ("dev" in its second and third groups); the node gets its first /64.</summary>
+    public const string OverlayPrefix = "fd74:6465:7600::/48";
+
     /// <summary>Where a public port of 1024 and below is served when this process may not bind it: 10000 above.</summary>
     public const int HighPortOffset = 10_000;
 
@@ -332,6 +335,9 @@ internal static class DevCommand
         return options with
         {
             Policy = options.Policy with { AllowedPorts = DevPorts },
+            // Not the cluster default (fd74:7263::/48): a trc agent or a test bed on the same
+            // machine would route the same /64 to its own bridge.
+            OverlayPrefix = Trc.Core.Domain.OverlayNetwork.Parse(OverlayPrefix),
             LogLevel = LogLevel.Warning,
         };
     }
