@@ -251,6 +251,35 @@ public abstract partial class NodesTests(ServerFixture fixture)
     }
 
     [Fact]
+    public async Task An_instance_asked_to_stop_that_its_nodes_heartbeat_leaves_out_is_stopped_once()
+    {
+        // As after trc dev or an agent stopped with its VMs while the scheduler moved them: no agent
+        // will report their end, so the node's heartbeat, which no longer lists them, is it.
+        var org = Setup.OrgName();
+        var (owner, instance) = await NodeAgent.RunningShopAsync(Server, org);
+        await NodeAgent.ReportAsync(Server, instance.NodeId, instance.Id, new InstanceStateRequest(InstanceStates.Running, "fd74:7263:0:1::b"));
+        await TestServer.Send(Server.Admin, HttpMethod.Put, NodeApiPaths.NodeState(instance.NodeId), new NodeStateRequest(NodeAdminStates.Disabled)).Expect(HttpStatusCode.OK);
+        await NodeAgent.WaitForInstancesAsync(owner, org, "prod", i => i.Any(x => x.Id == instance.Id && x.StopRequested), "the stop request");
+
+        // A heartbeat that still lists it (the agent is stopping it): nothing.
+        await TestServer.Send(Server.Node, HttpMethod.Post, NodeApiPaths.Heartbeat(instance.NodeId),
+            new HeartbeatRequest(1L << 30, 8, [new InstanceHeartbeat(instance.Id, InstanceStates.Running)])).Expect(HttpStatusCode.NoContent);
+        Assert.Equal(["running"], await StatesOfAsync(instance.Id));
+
+        // One that leaves it out: stopped, with why; again: nothing more; the agent's own late word: nothing more.
+        await NodeAgent.HeartbeatAsync(Server, instance.NodeId);
+        await NodeAgent.HeartbeatAsync(Server, instance.NodeId);
+        await NodeAgent.ReportAsync(Server, instance.NodeId, instance.Id, new InstanceStateRequest(InstanceStates.Stopped));
+        Assert.Equal(["running", "stopped"], await StatesOfAsync(instance.Id));
+        var stopped = (await EventsAsync(EventNames.InstanceStateChanged)).Last(e => e.AggregateId == instance.Id);
+        Assert.Equal("its node no longer runs it (not in the node's heartbeat)", stopped.Payload.GetProperty("reason").GetString());
+        await NodeAgent.WaitForInstancesAsync(owner, org, "prod", i => i.All(x => x.Id != instance.Id), "the stopped instance to leave the env's list");
+    }
+
+    private async Task<List<string?>> StatesOfAsync(Guid instance) =>
+        (await EventsAsync(EventNames.InstanceStateChanged)).Where(e => e.AggregateId == instance).Select(e => e.Payload.GetProperty("state").GetString()).ToList();
+
+    [Fact]
     public async Task State_reports_are_checked_and_only_for_the_nodes_own_instances()
     {
         var (_, instance) = await NodeAgent.RunningShopAsync(Server, Setup.OrgName());

@@ -153,7 +153,7 @@ public sealed class NodeAgent
         {
             try
             {
-                await _client.HeartbeatAsync(node, new HeartbeatRequest(OfferedMemory(), Environment.ProcessorCount, _states!.Snapshot()), ct).ConfigureAwait(false);
+                await _client.HeartbeatAsync(node, new HeartbeatRequest(OfferedMemory(), Environment.ProcessorCount, HeartbeatInstances()), ct).ConfigureAwait(false);
                 if (failures > 0)
                 {
                     _log("heartbeats reach the control plane again");
@@ -168,6 +168,21 @@ public sealed class NodeAgent
                 }
             }
             await Task.Delay(_options.HeartbeatInterval, ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Every instance this node has a VM or a supervisor for: the last reported states, and the VMs
+    /// found at start not yet adopted or stopped (the control plane takes an instance asked to
+    /// stop that a heartbeat leaves out as stopped).
+    /// </summary>
+    private List<InstanceHeartbeat> HeartbeatInstances()
+    {
+        var known = _states!.Snapshot();
+        var ids = known.Select(i => i.Id).ToHashSet();
+        lock (_gate)
+        {
+            return [.. known, .. _adoptable.Keys.Where(id => !ids.Contains(id)).Select(id => new InstanceHeartbeat(id, InstanceStates.Running))];
         }
     }
 
@@ -244,7 +259,12 @@ public sealed class NodeAgent
         if (first)
         {
             // VMs from before that are no longer wanted: stop them, then clear every leftover directory.
-            foreach (var (id, vm) in _adoptable)
+            List<KeyValuePair<Guid, IVm>> leftovers;
+            lock (_gate)
+            {
+                leftovers = [.. _adoptable];
+            }
+            foreach (var (id, vm) in leftovers)
             {
                 _log($"stopping VM of instance {id} left from before: no longer wanted");
                 await vm.StopAsync(_options.StopGrace, ct).ConfigureAwait(false);
@@ -253,7 +273,10 @@ public sealed class NodeAgent
                 // Said, so the instance leaves the env's list (it moved away while this node was gone).
                 _states?.Report(id, new InstanceStateRequest(InstanceStates.Stopped, Reason: "stopped when its node came back: no longer wanted here"));
             }
-            _adoptable.Clear();
+            lock (_gate)
+            {
+                _adoptable.Clear();
+            }
             if (Directory.Exists(_launcher!.InstancesDir))
             {
                 foreach (var dir in Directory.EnumerateDirectories(_launcher.InstancesDir))

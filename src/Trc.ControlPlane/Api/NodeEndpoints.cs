@@ -128,9 +128,22 @@ public static class NodeEndpoints
                 }
             }
             await s.Liveness.HeardAsync(n.Id, ct);
+            // An instance asked to stop that the node no longer lists runs nowhere: the node lost
+            // it while it was away (stopped with its agent, or its VM died), so no agent will ever
+            // report its end. Said here, once, so that it stops reading as live.
+            var listed = body.Instances.Select(i => i.Id).ToHashSet();
+            foreach (var gone in (await s.Catalog.StoppingOnNodeAsync(n.Id, ct)).Where(i => !listed.Contains(i.Id)))
+            {
+                await s.Runner.RunAsync(Caller.Get(http), null, "", async load =>
+                {
+                    var instance = await load.LoadAsync(gone.Id, i => new InstanceState(i), ct);
+                    return NodeDecisions.ReportState(instance, gone.NodeId, gone.OrgId, InstanceStates.Stopped, null, null,
+                        "its node no longer runs it (not in the node's heartbeat)", instance.Last?.Restarts ?? 0);
+                }, ct);
+            }
             return Results.NoContent();
         }).Accepts<HeartbeatRequest>("application/json").Produces(204).WithName("heartbeat")
-          .WithSummary("The node is alive (node token or admin); no event is recorded.");
+          .WithSummary("The node is alive (node token or admin). Records nothing, except that an instance asked to stop which the node no longer lists is stopped.");
 
         v1.MapGet("/nodes/{node}/instances", async (HttpContext http, string node, CancellationToken ct) =>
         {

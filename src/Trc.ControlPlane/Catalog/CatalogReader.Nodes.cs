@@ -94,6 +94,16 @@ public sealed partial class CatalogReader
         return rows.ToDictionary(r => r.Id);
     }
 
+    /// <summary>
+    /// A node's instances that were asked to stop but still read as live (starting, running,
+    /// healthy or unhealthy): the node either is stopping them now or no longer runs them.
+    /// </summary>
+    public Task<List<InstanceRow>> StoppingOnNodeAsync(Guid nodeId, CancellationToken ct) =>
+        QueryAsync(
+            $"SELECT {InstanceColumns} FROM cp_instances i JOIN cp_envs e ON e.id = i.env_id JOIN cp_orgs o ON o.id = e.org_id "
+            + "WHERE i.node_id = @n AND i.stop_requested = 1 AND i.state IN ('starting', 'running', 'healthy', 'unhealthy')",
+            ReadInstance, ct, ("@n", (object?)nodeId.ToString("D")));
+
     private static InstanceRow ReadInstance(DbDataReader r) => new(
         Guid.Parse(r.GetString(0)), Guid.Parse(r.GetString(1)), Guid.TryParse(r.GetString(2), out var org) ? org : Guid.Empty, Guid.Parse(r.GetString(3)),
         r.GetString(4), Convert.ToInt32(r.GetValue(5), CultureInfo.InvariantCulture), Convert.ToInt64(r.GetValue(6), CultureInfo.InvariantCulture) != 0,

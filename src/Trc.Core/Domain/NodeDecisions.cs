@@ -208,7 +208,9 @@ public static class NodeDecisions
             address = kept;
         }
         var next = new InstanceStateChanged(nodeId, state!, address, exitCode, reason, restarts);
-        if (next == last)
+        // Stopped is final: a second word of it (the agent's own, after the control plane took a
+        // heartbeat that left the instance out as its end) records nothing.
+        if (next == last || (last?.State == InstanceStates.Stopped && state == InstanceStates.Stopped))
         {
             return [];
         }
