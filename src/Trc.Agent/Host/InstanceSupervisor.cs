@@ -242,11 +242,21 @@ public sealed class InstanceSupervisor
             }
             catch (TimeoutException)
             {
-                if (!_stop.IsCancellationRequested)
+                // Not while it is being stopped, nor when the agent leaves its VMs running.
+                if (!_stop.IsCancellationRequested && !watch.IsCancellationRequested)
                 {
                     bootTimedOut = true;
                     System($"the guest did not start the app within {_options.BootTimeout.TotalSeconds:0} s: killing its VM");
-                    await vm.StopAsync(TimeSpan.Zero, CancellationToken.None).ConfigureAwait(false);
+                    try
+                    {
+                        await vm.StopAsync(TimeSpan.Zero, CancellationToken.None).ConfigureAwait(false);
+                    }
+#pragma warning disable CA1031 // The VM's end is watched anyway; a failed kill is said, not thrown.
+                    catch (Exception e)
+#pragma warning restore CA1031
+                    {
+                        System($"could not kill the VM: {e.Message}");
+                    }
                 }
             }
             catch (OperationCanceledException)

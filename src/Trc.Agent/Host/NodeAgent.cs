@@ -98,9 +98,15 @@ public sealed class NodeAgent
         }
         finally
         {
-            await ShutdownAsync().ConfigureAwait(false);
-            await background.CancelAsync().ConfigureAwait(false);
-            await Task.WhenAll(Quiet(shipping), Quiet(reporting), Quiet(heartbeats)).ConfigureAwait(false);
+            try
+            {
+                await ShutdownAsync().ConfigureAwait(false);
+            }
+            finally
+            {
+                await background.CancelAsync().ConfigureAwait(false);
+                await Task.WhenAll(Quiet(shipping), Quiet(reporting), Quiet(heartbeats)).ConfigureAwait(false);
+            }
         }
     }
 

@@ -8,13 +8,29 @@ namespace Trc.Agent.Host;
 /// Reports instance state changes to the control plane in the order they happened, retrying while
 /// it cannot be reached. The last reported state per instance is also what heartbeats carry.
 /// </summary>
-public sealed class StateReporter(TrcClient client, Guid node, Action<string> log)
+public sealed class StateReporter
 {
-    private readonly Channel<(Guid Instance, InstanceStateRequest State)> _queue = Channel.CreateBounded<(Guid, InstanceStateRequest)>(
-        new BoundedChannelOptions(10_000) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true });
+    private readonly TrcClient _client;
+    private readonly Guid _node;
+    private readonly Action<string> _log;
+
+    /// <summary>A reporter for <paramref name="node"/>'s instances.</summary>
+    public StateReporter(TrcClient client, Guid node, Action<string> log)
+    {
+        _client = client;
+        _node = node;
+        _log = log;
+        // A dropped report (the queue full while the control plane is away) is no longer pending.
+        _queue = Channel.CreateBounded<(Guid, InstanceStateRequest)>(
+            new BoundedChannelOptions(10_000) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true },
+            _ => Interlocked.Decrement(ref _pending));
+    }
+
+    private readonly Channel<(Guid Instance, InstanceStateRequest State)> _queue;
+
+    private readonly Lock _gate = new();
 
     private readonly Dictionary<Guid, InstanceStateRequest> _latest = [];
-    private readonly Lock _gate = new();
 
     /// <summary>Records a new state and queues its report.</summary>
     public void Report(Guid instance, InstanceStateRequest state)
@@ -26,13 +42,14 @@ public sealed class StateReporter(TrcClient client, Guid node, Action<string> lo
                 return;
             }
             _latest[instance] = state;
-        }
-        // Counted before it is queued, so that Idle never reads true while a report is on its way
-        // (between the reader taking it and sending it, the queue is empty).
-        Interlocked.Increment(ref _pending);
-        if (!_queue.Writer.TryWrite((instance, state)))
-        {
-            Interlocked.Decrement(ref _pending);
+            // Counted before it is queued, so that Idle never reads true while a report is on its
+            // way (between the reader taking it and sending it, the queue is empty); queued under
+            // the lock, so that two reports of one instance leave in the order they were made.
+            Interlocked.Increment(ref _pending);
+            if (!_queue.Writer.TryWrite((instance, state)))
+            {
+                Interlocked.Decrement(ref _pending);
+            }
         }
     }
 
@@ -82,12 +99,12 @@ public sealed class StateReporter(TrcClient client, Guid node, Action<string> lo
         {
             try
             {
-                await client.ReportInstanceStateAsync(node, instance, state, ct: ct).ConfigureAwait(false);
+                await _client.ReportInstanceStateAsync(_node, instance, state, ct: ct).ConfigureAwait(false);
                 break;
             }
             catch (TrcApiException e) when (!e.IsTransient)
             {
-                log($"state '{state.State}' of instance {instance} refused: {e.Message}");
+                _log($"state '{state.State}' of instance {instance} refused: {e.Message}");
                 break;
             }
             catch (Exception e) when (e is TrcException or HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
@@ -95,7 +112,7 @@ public sealed class StateReporter(TrcClient client, Guid node, Action<string> lo
                 failures++;
                 if (failures == 1 || failures % 20 == 0)
                 {
-                    log($"cannot report instance {instance} as '{state.State}' ({e.Message}); retrying");
+                    _log($"cannot report instance {instance} as '{state.State}' ({e.Message}); retrying");
                 }
                 await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(10_000, 250 * Math.Pow(2, Math.Min(failures, 6)))), ct).ConfigureAwait(false);
             }

@@ -47,7 +47,7 @@ internal static class DevCommand
 
     public static Command Create(CliConsole console)
     {
-        var dataDir = new Option<string?>("--data-dir") { Description = "Where everything is kept (also TRC_DEV_DIR). Default: /var/lib/trc/dev for root, else ~/.local/share/trc/dev.", HelpName = "DIR" };
+        var dataDir = new Option<string?>("--data-dir") { Description = "Where everything is kept (also TRC_DEV_DIR). Default: /var/lib/trc/dev (trc dev runs as root).", HelpName = "DIR" };
         var listen = new Option<string>("--listen") { Description = "The API's address.", DefaultValueFactory = _ => "http://127.0.0.1:7080", HelpName = "URL" };
         var edgeListen = new Option<string[]>("--edge-listen") { Description = "An address the edge listens on (repeat for several). Default: 127.0.0.1 and ::1, this machine only.", HelpName = "ADDRESS" };
         var registryPort = new Option<int>("--registry-port") { Description = "The local image registry's port on 127.0.0.1.", DefaultValueFactory = _ => RegistryPort, HelpName = "PORT" };
@@ -69,7 +69,7 @@ internal static class DevCommand
 
             Examples:
               sudo trc dev
-              trc dev --data-dir /tmp/trc-dev --accel tcg
+              sudo trc dev --data-dir /var/tmp/my-trc-dev --accel tcg
             """);
         foreach (var option in new Option[] { dataDir, listen, edgeListen, registryPort, assets, accel, memory })
         {
@@ -128,8 +128,15 @@ internal static class DevCommand
         void Say(string line) => console.Out.WriteLine($"trc dev: {line}");
         Preflight();
         var dir = settings.Directory;
+        if (Directory.Exists(dir) && FileOwner.Stat(dir) is { } owner && owner.Uid != FileOwner.EffectiveUser)
+        {
+            // Its owner would control the database, the images and the CLI profile.
+            throw new DevSetupException($"{dir} belongs to uid {owner.Uid}, not to you: give trc dev a directory of its own (--data-dir)");
+        }
         Directory.CreateDirectory(dir);
         File.SetUnixFileMode(dir, (UnixFileMode)Convert.ToInt32("755", 8));
+        // One trc dev per directory: a second would share the database, the agent's disks and the bridge.
+        using var dirLock = LockDirectory(dir);
         Say($"state in {dir}{(File.Exists(Path.Combine(dir, "trc.db")) ? " (resuming)" : " (first start)")}");
 
         // 1. What the first start prepares: guest assets, example images.
@@ -181,63 +188,96 @@ internal static class DevCommand
         var agent = wiring.CreateAgent(nodeClient, line => console.Err.WriteLine($"{DateTimeOffset.Now:HH:mm:ss} agent: {line}"), stopInstancesOnShutdown: true);
         using var agentStop = new CancellationTokenSource();
         var agentRun = Task.Run(() => agent.RunAsync(agentStop.Token), CancellationToken.None);
-        var registered = await Task.WhenAny(agent.Registered, agentRun);
-        if (registered == agentRun)
-        {
-            await agentRun; // throws: the driver cannot run here, or the control plane refused the node
-            throw new DevSetupException("the agent stopped before registering");
-        }
-        var node = await agent.Registered;
-        var fingerprint = await wiring.Driver.FingerprintAsync(ct);
-
-        // 4. The edge.
-        var plan = new EdgeListenPlan { Addresses = settings.EdgeAddresses, PortMap = PortMap(settings.EdgeAddresses) };
-        using var loggers = LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Warning).AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; }));
-        using var edgeClient = new TrcClient(server.Address, adminToken);
-        var source = new ClientRouteSource(edgeClient);
-        var edge = await EdgeHost.StartAsync(new EdgeHostOptions { ControlPlane = source, InitialRoutes = await source.SnapshotAsync(0, ct), ListenPlan = plan }, loggers, ct);
-        await using var edgeScope = edge;
-
-        // 5. Say what runs where.
-        var addresses = string.Join(" and ", settings.EdgeAddresses.Select(a => a.ToString()));
-        Say($"ready in {clock.Elapsed.TotalSeconds:0.0} s");
-        console.Out.WriteLine($"  API       {server.Address}  (admin token: {server.AdminTokenFile})");
-        console.Out.WriteLine($"  CLI       org \"{Org}\", env \"{Env}\": trc commands use {profile} without trc login");
-        console.Out.WriteLine($"  images    localhost:{settings.RegistryPort}/hello:v1, hello:broken, echo:v1 (OCI layouts in {images}/NAME)");
-        console.Out.WriteLine($"  edge      {addresses}: {PortLine(plan, 443)} (TLS by SNI), {PortLine(plan, 80)}, and the routes' own ports ({DevPorts.Min()}-{DevPorts.Where(p => p < 8000).Max()}, {8000}-{DevPorts.Max()})");
-        console.Out.WriteLine($"  node      {node.Name}: {fingerprint.Driver} ({fingerprint.Acceleration}), instances in {node.Prefix} on bridge {agentOptions.Bridge}");
-        console.Out.WriteLine($"  example   cd examples/hello && trc apps create hello && trc envs create {Env} --app hello && trc deploy --image localhost:{settings.RegistryPort}/hello:v1");
-        console.Out.WriteLine("  Ctrl-C stops everything; instances get SIGTERM first.");
-
-        // 6. Until Ctrl-C (or the agent fails).
+        var agentEndedByItself = false;
         try
         {
-            await Task.WhenAny(agentRun, Task.Delay(Timeout.Infinite, ct));
+            await Task.WhenAny(agent.Registered, agentRun, Task.Delay(Timeout.Infinite, ct)).ConfigureAwait(false);
+            ct.ThrowIfCancellationRequested();
+            if (!agent.Registered.IsCompleted)
+            {
+                await agentRun; // throws why: the driver cannot run here, or the control plane refused the node
+                throw new DevSetupException("the agent stopped before registering");
+            }
+            var node = await agent.Registered;
+            var fingerprint = await wiring.Driver.FingerprintAsync(ct);
+
+            // 4. The edge.
+            var plan = new EdgeListenPlan { Addresses = settings.EdgeAddresses, PortMap = PortMap(settings.EdgeAddresses) };
+            using var loggers = LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Warning).AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; }));
+            using var edgeClient = new TrcClient(server.Address, adminToken);
+            var source = new ClientRouteSource(edgeClient);
+            EdgeHost edge;
+            try
+            {
+                edge = await EdgeHost.StartAsync(new EdgeHostOptions { ControlPlane = source, InitialRoutes = await source.SnapshotAsync(0, ct), ListenPlan = plan }, loggers, ct);
+            }
+            catch (Exception e) when (e is Trc.Edge.Proxy.EdgeListenException or SocketException)
+            {
+                throw new DevSetupException($"the edge cannot listen: {e.Message} (--edge-listen picks the addresses)");
+            }
+            await using var edgeScope = edge;
+
+            // 5. Say what runs where.
+            var addresses = string.Join(" and ", settings.EdgeAddresses.Select(a => a.ToString()));
+            Say($"ready in {clock.Elapsed.TotalSeconds:0.0} s");
+            console.Out.WriteLine($"  API       {server.Address}  (admin token: {server.AdminTokenFile})");
+            console.Out.WriteLine($"  CLI       org \"{Org}\", env \"{Env}\": trc commands use {profile} without trc login");
+            console.Out.WriteLine($"  images    localhost:{settings.RegistryPort}/hello:v1, hello:broken, echo:v1 (OCI layouts in {images}/NAME)");
+            console.Out.WriteLine($"  edge      {addresses}: {PortLine(plan, 443)} (TLS by SNI), {PortLine(plan, 80)}, and the routes' own ports ({DevPorts.Min()}-{DevPorts.Where(p => p < 8000).Max()}, {8000}-{DevPorts.Max()})");
+            console.Out.WriteLine($"  node      {node.Name}: {fingerprint.Driver} ({fingerprint.Acceleration}), instances in {node.Prefix} on bridge {agentOptions.Bridge}");
+            console.Out.WriteLine($"  example   cd examples/hello && trc apps create hello && trc envs create {Env} --app hello && trc deploy --image localhost:{settings.RegistryPort}/hello:v1");
+            console.Out.WriteLine("  Ctrl-C stops everything; instances get SIGTERM first.");
+
+            // 6. Until Ctrl-C (or the agent fails).
+            await Task.WhenAny(agentRun, Task.Delay(Timeout.Infinite, ct)).ConfigureAwait(false);
+            if (agentRun.IsCompleted && !ct.IsCancellationRequested)
+            {
+                agentEndedByItself = true;
+                console.Err.WriteLine("trc dev: the agent stopped; stopping everything");
+            }
+            Say("stopping: instances first (SIGTERM, then a kill after 10 s)");
+            await StopAgentAsync();
+            Say("instances stopped; stopping the edge and the control plane");
+            await edge.StopAsync(TimeSpan.FromSeconds(3), CancellationToken.None);
         }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
-        }
-        if (agentRun.IsCompleted && !ct.IsCancellationRequested)
-        {
-            console.Err.WriteLine("trc dev: the agent stopped; stopping everything");
-        }
-        Say("stopping: instances first (SIGTERM, then a kill after 10 s)");
-        await agentStop.CancelAsync();
-        try
-        {
-            await agentRun;
-        }
-        catch (OperationCanceledException)
-        {
+            // Ctrl-C while starting.
+            Say("interrupted while starting; stopping what started");
         }
         catch (Exception e) when (e is InvalidOperationException or TrcException)
         {
-            console.Err.WriteLine($"trc dev: agent: {e.Message}");
+            throw new DevSetupException($"the agent cannot run: {e.Message}");
         }
-        Say("instances stopped; stopping the edge and the control plane");
-        await edge.StopAsync(TimeSpan.FromSeconds(3), CancellationToken.None);
+        finally
+        {
+            // Whatever happened above, no VM outlives trc dev.
+            await StopAgentAsync();
+        }
         Say("stopped");
-        return ExitCodes.Ok;
+        return agentEndedByItself ? ExitCodes.Unavailable : ExitCodes.Ok;
+
+        async Task StopAgentAsync()
+        {
+            if (agentRun.IsCompleted && agentStop.IsCancellationRequested)
+            {
+                return;
+            }
+            await agentStop.CancelAsync();
+            try
+            {
+                await agentRun.WaitAsync(TimeSpan.FromSeconds(60), CancellationToken.None);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+#pragma warning disable CA1031 // Whatever ended the agent is said; stopping must go on.
+            catch (Exception e)
+#pragma warning restore CA1031
+            {
+                console.Err.WriteLine($"trc dev: agent: {e.Message}");
+            }
+        }
 
         void Preflight()
         {
@@ -257,6 +297,19 @@ internal static class DevCommand
             {
                 throw new DevSetupException($"missing: {string.Join(", ", missing)}; install with: apt-get install {string.Join(' ', missing)} (sudo ./scripts/dev does it)");
             }
+        }
+    }
+
+    private static FileStream LockDirectory(string dir)
+    {
+        try
+        {
+            // FileShare.None is an exclusive flock on Linux, released when the process ends.
+            return new FileStream(Path.Combine(dir, ".lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException)
+        {
+            throw new DevSetupException($"another trc dev runs on {dir}: stop it first, or give this one --data-dir");
         }
     }
 
@@ -397,6 +450,16 @@ internal static class GuestAssets
             }
         }, ct);
         var stdout = process.StandardOutput.ReadToEndAsync(ct);
+        using var kill = ct.Register(() =>
+        {
+            try
+            {
+                process.Kill(entireProcessTree: true);
+            }
+            catch (InvalidOperationException)
+            {
+            }
+        });
         await process.WaitForExitAsync(ct);
         await stderr;
         await stdout;
@@ -437,7 +500,14 @@ internal static class DevProfile
         CliConfig? existing = null;
         if (File.Exists(path))
         {
-            existing = CliConfig.Load(new CliConsole(Stream.Null, Stream.Null, TextWriter.Null), path);
+            try
+            {
+                existing = CliConfig.Load(new CliConsole(Stream.Null, Stream.Null, TextWriter.Null), path);
+            }
+            catch (CliFailure e)
+            {
+                throw new DevSetupException($"the CLI profile is unusable ({e.Message}); delete it and trc dev makes a new one");
+            }
         }
         if (existing is { Token: not null })
         {
@@ -465,10 +535,10 @@ internal static class DevProfile
         if (environment("SUDO_UID") is { } uidText && int.TryParse(uidText, NumberStyles.None, CultureInfo.InvariantCulture, out var uid) && uid != 0
             && int.TryParse(environment("SUDO_GID") ?? "", NumberStyles.None, CultureInfo.InvariantCulture, out var gid))
         {
-            _ = chown(path, uid, gid);
+            _ = lchown(path, uid, gid);
         }
     }
 
     [DllImport("libc", SetLastError = true)]
-    private static extern int chown(string path, int owner, int group);
+    private static extern int lchown(string path, int owner, int group);
 }

@@ -49,7 +49,7 @@ internal static class DevExamples
     /// <param name="ct">Cancels.</param>
     public static async Task EnsureAsync(string devDirectory, string imagesDirectory, Action<string> progress, CancellationToken ct)
     {
-        var tls = await EnsureHelloCertificateAsync(devDirectory, ct).ConfigureAwait(false);
+        var tls = await EnsureHelloCertificateAsync(devDirectory, imagesDirectory, ct).ConfigureAwait(false);
         foreach (var image in Images)
         {
             var layout = Path.Combine(imagesDirectory, image.Repository);
@@ -172,6 +172,10 @@ internal static class DevExamples
         foreach (var line in output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             // "libssl.so.3 => /lib/x86_64-linux-gnu/libssl.so.3 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)".
+            if (line.Contains("not found", StringComparison.Ordinal))
+            {
+                throw new DevSetupException($"{binary} needs a library this machine lacks ({line}): reinstall its package");
+            }
             var arrow = line.IndexOf("=> ", StringComparison.Ordinal);
             var path = arrow >= 0 ? line[(arrow + 3)..] : line;
             var space = path.IndexOf(' ', StringComparison.Ordinal);
@@ -231,7 +235,7 @@ internal static class DevExamples
     }
 
     /// <summary>The hello example's key (0600) and self-signed certificate for <see cref="HelloHostname"/>, made once.</summary>
-    private static async Task<(string Cert, string Key)> EnsureHelloCertificateAsync(string devDirectory, CancellationToken ct)
+    private static async Task<(string Cert, string Key)> EnsureHelloCertificateAsync(string devDirectory, string imagesDirectory, CancellationToken ct)
     {
         var dir = Path.Combine(devDirectory, "examples", "hello-tls");
         var cert = Path.Combine(dir, "cert.pem");
@@ -247,14 +251,21 @@ internal static class DevExamples
             request.CertificateExtensions.Add(names.Build());
             request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
             using var made = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddYears(10));
-            var keyOptions = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite };
-            await using (var stream = new FileStream(key + ".tmp", keyOptions))
+            var keyOptions = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite };
+            var suffix = $".{Environment.ProcessId}.tmp";
+            await using (var stream = new FileStream(key + suffix, keyOptions))
             {
                 await stream.WriteAsync(Encoding.ASCII.GetBytes(ecdsa.ExportPkcs8PrivateKeyPem()), ct).ConfigureAwait(false);
             }
-            await File.WriteAllTextAsync(cert + ".tmp", made.ExportCertificatePem() + "\n", ct).ConfigureAwait(false);
-            File.Move(key + ".tmp", key, overwrite: true);
-            File.Move(cert + ".tmp", cert, overwrite: true);
+            await File.WriteAllTextAsync(cert + suffix, made.ExportCertificatePem() + "\n", ct).ConfigureAwait(false);
+            File.Move(key + suffix, key, overwrite: true);
+            File.Move(cert + suffix, cert, overwrite: true);
+            // Images holding an earlier key would no longer match the certificate clients check.
+            var hello = Path.Combine(imagesDirectory, "hello");
+            if (Directory.Exists(hello))
+            {
+                Directory.Delete(hello, recursive: true);
+            }
         }
         if (!File.Exists(shared) || !File.ReadAllBytes(shared).AsSpan().SequenceEqual(File.ReadAllBytes(cert)))
         {

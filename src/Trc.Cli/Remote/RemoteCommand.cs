@@ -108,7 +108,8 @@ internal sealed class RemoteContext : IDisposable
     private CliConfig LoadConfig()
     {
         var config = CliConfig.Load(Console, ConfigPath);
-        if (config.Url is not null || Variable("TRC_URL") is not null)
+        // A token of the environment or the login is never sent to a URL a profile names.
+        if (config.Url is not null || config.Token is not null || Variable("TRC_URL") is not null || Variable("TRC_TOKEN") is not null)
         {
             return config;
         }
@@ -116,6 +117,12 @@ internal sealed class RemoteContext : IDisposable
         {
             if (!File.Exists(candidate))
             {
+                continue;
+            }
+            // Its URL gets whatever the user does next: only a file nobody else could have written.
+            if (!OperatingSystem.IsWindows() && Dev.FileOwner.Untrusted(candidate) is { } why)
+            {
+                _devProfileProblem = $"{candidate}: not used: {why}";
                 continue;
             }
             try

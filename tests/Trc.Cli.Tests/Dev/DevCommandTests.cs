@@ -6,6 +6,19 @@ using Trc.Cli.Dev;
 
 namespace Trc.Cli.Tests.Dev;
 
+/// <summary>A fact that needs root (chown, or trc dev getting past its own root check); skipped otherwise.</summary>
+public sealed class RootFactAttribute : FactAttribute
+{
+    /// <summary>Sets the skip reason when this process is not root.</summary>
+    public RootFactAttribute()
+    {
+        if (!Environment.IsPrivilegedProcess)
+        {
+            Skip = "needs root; this test process is not root";
+        }
+    }
+}
+
 /// <summary>
 /// <c>trc dev</c>'s command line through the in-process CLI (a bad option is refused before
 /// anything starts), and the edge's port map.
@@ -56,6 +69,52 @@ public sealed class DevCommandTests : IDisposable
         Assert.Empty(result.Stdout);
         Assert.False(Directory.Exists(dataDir));
     }
+
+    /// <summary>trc dev on a real directory (as root; Preflight passes here): what it refuses before it starts anything.</summary>
+    private async Task<CliResult> RunDevOnAsync(string dataDir)
+    {
+        using var input = new MemoryStream();
+        using var output = new MemoryStream();
+        using var error = new StringWriter { NewLine = "\n" };
+        var console = new CliConsole(input, output, error)
+        {
+            GetEnvironmentVariable = name => name == "HOME" ? _dir.FullName : null,
+            WorkingDirectory = _dir.FullName,
+        };
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var code = await TrcCli.RunAsync(["dev", "--data-dir", dataDir, "--listen", "http://127.0.0.1:0", "--registry-port", "1"], console, timeout.Token);
+        return new CliResult(code, output.ToArray(), error.ToString());
+    }
+
+    [RootFact]
+    public async Task A_data_directory_another_user_owns_is_refused()
+    {
+        var dataDir = Directory.CreateDirectory(Path.Combine(_dir.FullName, "theirs")).FullName;
+        Assert.Equal(0, chown(dataDir, 65534, 65534));
+
+        var result = await RunDevOnAsync(dataDir);
+
+        Assert.Equal(ExitCodes.Unavailable, result.ExitCode);
+        Assert.Contains($"trc dev: {dataDir} belongs to uid 65534, not to you", result.Stderr);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(dataDir));
+    }
+
+    [RootFact]
+    public async Task A_second_trc_dev_on_the_same_directory_is_refused()
+    {
+        var dataDir = Directory.CreateDirectory(Path.Combine(_dir.FullName, "busy")).FullName;
+        // As a running trc dev holds it.
+        using var held = new FileStream(Path.Combine(dataDir, ".lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+
+        var result = await RunDevOnAsync(dataDir);
+
+        Assert.Equal(ExitCodes.Unavailable, result.ExitCode);
+        Assert.Contains($"trc dev: another trc dev runs on {dataDir}", result.Stderr);
+        Assert.Equal([".lock"], Directory.EnumerateFileSystemEntries(dataDir).Select(Path.GetFileName));
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern int chown(string path, int owner, int group);
 
     [Fact]
     public async Task An_unknown_acceleration_is_a_usage_error_listing_the_choices()

@@ -43,6 +43,82 @@ public sealed class DevProfileTests(CliServerFixture server) : IClassFixture<Cli
         Assert.False(File.Exists(user.ConfigPath), "using a dev profile writes no login config");
     }
 
+    [Theory]
+    [InlineData("group-writable file")]
+    [InlineData("world-writable directory")]
+    [InlineData("symlink")]
+    public async Task A_dev_profile_others_could_have_written_is_passed_over_and_the_error_says_why(string how)
+    {
+        var (org, token) = await OrgWithAppAsync("planted");
+        using var user = server.NewSession();
+        var devDir = Path.Combine(user.Root, "dev");
+        Directory.CreateDirectory(devDir);
+        File.SetUnixFileMode(devDir, (UnixFileMode)Convert.ToInt32("755", 8));
+        var profile = Path.Combine(devDir, DevPaths.ProfileName);
+        var real = Path.Combine(user.Root, "elsewhere.toml");
+        new CliConfig(Url, token, org, "prod").Save(how == "symlink" ? real : profile);
+        string expected;
+        switch (how)
+        {
+            case "group-writable file":
+                File.SetUnixFileMode(profile, (UnixFileMode)Convert.ToInt32("620", 8));
+                expected = "the file is writable by group or others (mode 620)";
+                break;
+            case "world-writable directory":
+                File.SetUnixFileMode(devDir, (UnixFileMode)Convert.ToInt32("777", 8));
+                expected = "its directory is writable by group or others (mode 777)";
+                break;
+            default:
+                File.CreateSymbolicLink(profile, real);
+                expected = "it is not a regular file (a symlink?)";
+                break;
+        }
+        user.Environment["TRC_DEV_DIR"] = devDir;
+
+        var apps = await user.RunAsync("apps");
+
+        Assert.Equal(ExitCodes.NotAuthorized, apps.ExitCode);
+        Assert.DoesNotContain("planted", apps.Stdout);
+        Assert.Contains($"{profile}: not used: {expected}", apps.Stderr);
+    }
+
+    [RootFact]
+    public async Task A_dev_profile_of_another_user_is_passed_over()
+    {
+        var (org, token) = await OrgWithAppAsync("theirs");
+        using var user = server.NewSession();
+        var devDir = Path.Combine(user.Root, "dev");
+        Directory.CreateDirectory(devDir);
+        File.SetUnixFileMode(devDir, (UnixFileMode)Convert.ToInt32("755", 8));
+        var profile = Path.Combine(devDir, DevPaths.ProfileName);
+        new CliConfig(Url, token, org, "prod").Save(profile);
+        Assert.Equal(0, chown(profile, 65534, 65534));
+        user.Environment["TRC_DEV_DIR"] = devDir;
+
+        var apps = await user.RunAsync("apps");
+
+        Assert.Equal(ExitCodes.NotAuthorized, apps.ExitCode);
+        Assert.DoesNotContain("theirs", apps.Stdout);
+        Assert.Contains($"{profile}: not used: the file belongs to uid 65534, neither you nor root", apps.Stderr);
+    }
+
+    [Fact]
+    public async Task A_token_in_the_environment_is_never_sent_to_a_dev_profiles_URL()
+    {
+        var (org, token) = await OrgWithAppAsync("web");
+        using var user = server.NewSession();
+        new CliConfig(Url, token, org, "prod").Save(HomeProfile(user));
+        user.Environment["TRC_TOKEN"] = "trc_not_for_the_profile";
+
+        var apps = await user.RunAsync("apps");
+
+        Assert.Equal(ExitCodes.NotAuthorized, apps.ExitCode);
+        Assert.Contains("no server URL", apps.Stderr);
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern int chown(string path, int owner, int group);
+
     [Fact]
     public async Task A_dev_profile_naming_a_dead_server_is_used_and_fails_as_unreachable()
     {

@@ -49,8 +49,10 @@ public sealed record QemuOptions
     /// The nice value a TCG VMM's threads get before the guest runs (null: the agent's own). The
     /// guest kernel calibrates its only timer against the TSC over 100 ms while it boots, and time
     /// QEMU spends off the CPU then skews it: timers late or early, or none at all (docs/guest.md).
-    /// A raised priority kept the calibration within 4 % in 59 of 60 boots on a busy 2-CPU host.
-    /// Not applied when the agent may not raise priorities.
+    /// A raised priority kept the calibration within 4 % in 59 of 60 boots on a busy 2-CPU host
+    /// (QEMU outside any cgroup). Not applied when the agent may not raise priorities; inside the
+    /// VM's cgroup, nice ranks QEMU's threads against each other and the cgroup's CPU weight
+    /// ranks the VM against the rest of the host.
     /// </summary>
     public int? TcgNiceness { get; init; } = -10;
 
