@@ -25,6 +25,7 @@ public abstract class SecretsVolumesTokensTests(ServerFixture fixture)
             Set(("DB_PASSWORD", password), ("TLS_KEY", new Dictionary<string, string> { ["base64"] = "AAEC/w==" }), ("GREETING", "hello\nworld"))).Json<SecretsView>();
         Assert.Equal(1, v1.Version);
         Assert.Equal(["DB_PASSWORD", "GREETING", "TLS_KEY"], v1.Names);
+        Assert.Null(v1.Deployment); // nothing runs: no rollout
 
         var v2 = await TestServer.Send(owner, HttpMethod.Put, ApiPaths.Secrets(org, "shop", "prod"), new SetSecretsRequest(null, ["GREETING"])).Json<SecretsView>();
         Assert.Equal(2, v2.Version);
@@ -75,6 +76,13 @@ public abstract class SecretsVolumesTokensTests(ServerFixture fixture)
         await TestServer.Send(owner, HttpMethod.Put, ApiPaths.Secrets(org, "shop", "prod"), Set(("A", "2"))).Expect(HttpStatusCode.OK);
         var release = await TestServer.Send(owner, HttpMethod.Post, ApiPaths.Releases(org, "shop", "prod"), new DeployRequest(Setup.Image, Setup.Manifest)).Json<ReleaseView>(HttpStatusCode.Created);
         Assert.Equal(2, release.SecretsVersion);
+
+        // Before the env ran a release, a change started no rollout; now it does, and says which.
+        var third = await TestServer.Send(owner, HttpMethod.Put, ApiPaths.Secrets(org, "shop", "prod"), Set(("A", "3"))).Json<SecretsView>();
+        Assert.Equal(3, third.Version);
+        Assert.Equal(release.Deployment + 1, third.Deployment);
+        var deployment = await TestServer.Send(owner, HttpMethod.Get, ApiPaths.Deployment(org, "shop", "prod", third.Deployment!.Value)).Json<DeploymentView>();
+        Assert.Equal(("secrets", release.Number + 1), (deployment.Kind, deployment.Release));
     }
 
     [Fact]

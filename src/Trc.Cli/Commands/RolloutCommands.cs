@@ -106,15 +106,16 @@ internal static class RolloutCommands
     }
 
     /// <summary>
-    /// Polls the env's instances until <paramref name="count"/> of <paramref name="process"/> in the
-    /// serving deployment are ready (healthy; or running when none has reported a health state
-    /// within 10 seconds of running, as a process without a health check never does), printing
-    /// the states as they change. Exit 6 at the timeout.
+    /// Polls the env's instances until exactly <paramref name="count"/> of <paramref name="process"/>
+    /// in the serving deployment are live and ready (healthy when the serving release's manifest
+    /// gives the process a health check, else running), printing the states as they change. Exit 6
+    /// at the timeout.
     /// </summary>
     private static async Task<int> WaitForScaleAsync(RemoteContext context, string process, int count, TimeSpan timeout, CancellationToken ct)
     {
         var started = DateTimeOffset.UtcNow;
         string? last = null;
+        bool? checkedHealth = null;
         while (true)
         {
             var env = await context.Client.GetEnvAsync(context.Org, context.App, context.Env, ct).ConfigureAwait(false);
@@ -126,11 +127,18 @@ internal static class RolloutCommands
                 context.Console.Out.WriteLine(TextTable.Clean($"  {DateTimeOffset.Now:HH:mm:ss} {process}: {(line.Length == 0 ? "no instances" : line)}"));
                 last = line;
             }
-            var healthy = instances.Count(i => i.State == InstanceStates.Healthy);
-            var running = instances.Count(i => i.State == InstanceStates.Running && DateTimeOffset.UtcNow - i.UpdatedAt > TimeSpan.FromSeconds(10));
+            // Ready is healthy when the serving release's process has a health check, else running.
+            var serving = env.ActiveRelease > 0 ? env.ActiveRelease : env.DeployedRelease;
+            if (checkedHealth is null && serving > 0)
+            {
+                var release = await context.Client.GetReleaseAsync(context.Org, context.App, context.Env, serving, ct).ConfigureAwait(false);
+                checkedHealth = release.Manifest.TryGetProperty("processes", out var processes) && processes.TryGetProperty(process, out var spec)
+                    && spec.TryGetProperty("healthcheck", out var check) && check.ValueKind == System.Text.Json.JsonValueKind.Object;
+            }
+            var ready = instances.Count(i => i.State == InstanceStates.Healthy || (checkedHealth == false && i.State == InstanceStates.Running));
             // Exactly COUNT left (extras going down are stop-requested, and leave the list), all ready.
             var live = instances.Count(i => i.State != InstanceStates.Stopped);
-            if (live == count && (healthy >= count || (healthy == 0 && running >= count && instances.All(i => i.State != InstanceStates.Unhealthy))))
+            if (live == count && ready >= count)
             {
                 context.Console.Out.WriteLine(TextTable.Clean($"{process}: {count} instance{(count == 1 ? "" : "s")} ready."));
                 return ExitCodes.Ok;

@@ -90,7 +90,6 @@ internal static class SecretsCommands
             {
                 throw new CliFailure(ExitCodes.Usage, "nothing to set: give KEY=VALUE arguments or --from-file KEY=PATH");
             }
-            var before = await context.Client.GetEnvAsync(context.Org, context.App, context.Env, ct).ConfigureAwait(false);
             var result = await context.Client.SetSecretsAsync(context.Org, context.App, context.Env, values, ct: ct).ConfigureAwait(false);
             if (context.Json)
             {
@@ -98,28 +97,20 @@ internal static class SecretsCommands
                 return ExitCodes.Ok;
             }
             console.Out.WriteLine($"Set {string.Join(", ", values.Keys.Order(StringComparer.Ordinal))}: secrets of {context.Org}/{context.App}/{context.Env} are now version {result.Version}.");
-            return await FollowRolloutAsync(context, before.Deployment, context.Value(detach), ct).ConfigureAwait(false);
+            return await FollowRolloutAsync(context, result, context.Value(detach), ct).ConfigureAwait(false);
         });
         return command;
     }
 
-    /// <summary>
-    /// After a secrets change: when it started a rollout (a deployment newer than
-    /// <paramref name="deploymentBefore"/>, of kind secrets), says so and follows it unless detached.
-    /// </summary>
-    private static async Task<int> FollowRolloutAsync(RemoteContext context, int deploymentBefore, bool detach, CancellationToken ct)
+    /// <summary>After a secrets change: when it started a rollout (the answer names it), says so and follows it unless detached.</summary>
+    private static async Task<int> FollowRolloutAsync(RemoteContext context, Trc.Core.Api.SecretsView result, bool detach, CancellationToken ct)
     {
-        var env = await context.Client.GetEnvAsync(context.Org, context.App, context.Env, ct).ConfigureAwait(false);
-        if (env.Deployment <= deploymentBefore)
+        if (result.Deployment is not { } number)
         {
             context.Console.Out.WriteLine("The env runs no release: the next deploy starts with these secrets.");
             return ExitCodes.Ok;
         }
-        var deployment = await context.Client.GetDeploymentAsync(context.Org, context.App, context.Env, env.Deployment, ct).ConfigureAwait(false);
-        if (deployment.Kind != "secrets")
-        {
-            return ExitCodes.Ok;
-        }
+        var deployment = await context.Client.GetDeploymentAsync(context.Org, context.App, context.Env, number, ct).ConfigureAwait(false);
         context.Console.Out.WriteLine(TextTable.Clean($"Deployment {deployment.Number}: release {deployment.Release} rolls the new secrets out (every instance restarts once)."));
         return detach ? ExitCodes.Ok : await RolloutCommands.FollowAsync(context, context.App, deployment.Number, ct).ConfigureAwait(false);
     }
@@ -141,7 +132,6 @@ internal static class SecretsCommands
         RemoteCommand.SetAction(command, console, target, async (context, ct) =>
         {
             var names = context.Value(keys)!;
-            var before = await context.Client.GetEnvAsync(context.Org, context.App, context.Env, ct).ConfigureAwait(false);
             var result = await context.Client.UnsetSecretsAsync(context.Org, context.App, context.Env, names, ct: ct).ConfigureAwait(false);
             if (context.Json)
             {
@@ -149,7 +139,7 @@ internal static class SecretsCommands
                 return ExitCodes.Ok;
             }
             console.Out.WriteLine($"Unset {string.Join(", ", names)}: secrets of {context.Org}/{context.App}/{context.Env} are now version {result.Version}.");
-            return await FollowRolloutAsync(context, before.Deployment, context.Value(detach), ct).ConfigureAwait(false);
+            return await FollowRolloutAsync(context, result, context.Value(detach), ct).ConfigureAwait(false);
         });
         return command;
     }

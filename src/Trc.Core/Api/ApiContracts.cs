@@ -212,7 +212,11 @@ public sealed record Ipv4View(string Address, IReadOnlyList<int> Ports);
 /// </summary>
 public sealed record SetSecretsRequest(IReadOnlyDictionary<string, JsonElement>? Set = null, IReadOnlyList<string>? Unset = null);
 
-public sealed record SecretsView(int Version, IReadOnlyList<string> Names);
+/// <summary>An env's secrets: the version and the names (never values).</summary>
+/// <param name="Version">The secrets version.</param>
+/// <param name="Names">The secrets' names, sorted.</param>
+/// <param name="Deployment">On a change to an env that runs a release: the deployment that rolls the new secrets out.</param>
+public sealed record SecretsView(int Version, IReadOnlyList<string> Names, int? Deployment = null);
 
 public sealed record CreateVolumeRequest(string Name, string Size, string? Process = null, bool? BackupEnabled = null);
 
