@@ -94,8 +94,8 @@ public sealed class CommandRunner(IEventStore store, IProjectionBackend projecti
             }
             catch (ConcurrencyConflictException e)
             {
-                // The scheduler placing or stopping instances of this env meanwhile is bookkeeping
-                // that changes nothing the caller decided on: decide again rather than answer 409.
+                // The scheduler placing or stopping instances of this env, or moving its rollout on,
+                // is bookkeeping that changes nothing the caller decided on: decide again, not 409.
                 if (attempt < MaxAttempts && await MovedOnlyByPlacementAsync(changes[0], ct).ConfigureAwait(false))
                 {
                     await Task.Delay(Random.Shared.Next(1, 10 * attempt), ct).ConfigureAwait(false);
@@ -115,6 +115,14 @@ public sealed class CommandRunner(IEventStore store, IProjectionBackend projecti
         return last;
     }
 
+    /// <summary>
+    /// The scheduler's bookkeeping on an env: placing and stopping instances, and a rollout's
+    /// progress (the switch, its end, its failure). A command decided again on top of it decides
+    /// what the caller asked on the state as it is now.
+    /// </summary>
+    private static readonly HashSet<string> SchedulerBookkeeping =
+        [.. EventNames.NodeDesiredState, EventNames.TrafficSwitched, EventNames.DeploymentCompleted, EventNames.DeploymentFailed];
+
     /// <summary>Whether every event appended to the change's aggregate since its decision is the scheduler's.</summary>
     private async Task<bool> MovedOnlyByPlacementAsync(Change change, CancellationToken ct)
     {
@@ -123,7 +131,7 @@ public sealed class CommandRunner(IEventStore store, IProjectionBackend projecti
             return false;
         }
         var since = await store.ReadAggregateAsync(change.AggregateType, change.AggregateId, change.ExpectedVersion, ct).ConfigureAwait(false);
-        return since.Count > 0 && since.All(e => EventNames.NodeDesiredState.Contains(e.EventType));
+        return since.Count > 0 && since.All(e => SchedulerBookkeeping.Contains(e.EventType));
     }
 
     /// <summary>

@@ -144,7 +144,6 @@ public sealed class NodeAgentFakeTests : IAsyncLifetime
         // read as healthy until the node is declared lost).
         var (agent, driver, _, stop, run) = await StartAgentAsync(FakeVmScript.RunUntilStopped(), stopOnShutdown: true);
         await DeployAsync("shutdown");
-        await _admin.ScaleAsync("acme", "shutdown", "prod", "web", 1);
         await WaitForStatesAsync(s => s.Any(x => x.State == InstanceStates.Running), TimeSpan.FromSeconds(30));
         var instance = Assert.Single(agent.Instances);
         await stop.CancelAsync();
