@@ -540,7 +540,7 @@ internal sealed partial class DevRegistry : IAsyncDisposable
         }
         foreach (var component in components)
         {
-            if (ComponentProblem(component) is { } why)
+            if (!ImageReference.IsValidPathComponent(component, out var why))
             {
                 return $"repository name \"{shown}\": component \"{Shorten(Printable(component))}\" {why} "
                     + "(components are lowercase letters and digits, joined inside by '.', '_', '__' or dashes; components are joined by '/')";
@@ -548,58 +548,6 @@ internal sealed partial class DevRegistry : IAsyncDisposable
         }
         return null;
     }
-
-    private static string? ComponentProblem(string component)
-    {
-        if (component.Length == 0)
-        {
-            return "is empty";
-        }
-        var i = 0;
-        while (true)
-        {
-            var start = i;
-            while (i < component.Length && IsLowerAlphaNumeric(component[i]))
-            {
-                i++;
-            }
-            if (i == start)
-            {
-                return char.IsAsciiLetterUpper(component[i]) ? "must be lowercase"
-                    : i == 0 ? "must start with a lowercase letter or digit"
-                    : "has a separator not followed by a lowercase letter or digit";
-            }
-            if (i == component.Length)
-            {
-                return null;
-            }
-            switch (component[i])
-            {
-                case '.':
-                    i++;
-                    break;
-                case '_':
-                    i += i + 1 < component.Length && component[i + 1] == '_' ? 2 : 1;
-                    break;
-                case '-':
-                    while (i < component.Length && component[i] == '-')
-                    {
-                        i++;
-                    }
-                    break;
-                case var c when char.IsAsciiLetterUpper(c):
-                    return "must be lowercase";
-                case var c:
-                    return $"has '{Printable(c.ToString())}', which is not allowed";
-            }
-            if (i == component.Length)
-            {
-                return "must end with a lowercase letter or digit";
-            }
-        }
-    }
-
-    private static bool IsLowerAlphaNumeric(char c) => c is (>= 'a' and <= 'z') or (>= '0' and <= '9');
 
     private enum RouteKind
     {

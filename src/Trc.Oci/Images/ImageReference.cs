@@ -208,7 +208,14 @@ public sealed class ImageReference : IEquatable<ImageReference>
         return true;
     }
 
-    private static bool IsValidPathComponent(string component, [NotNullWhen(false)] out string? why)
+    /// <summary>
+    /// Whether <paramref name="component"/> is one component of a repository name (the distribution
+    /// grammar: lowercase letters and digits, joined inside by '.', '_', '__' or dashes).
+    /// </summary>
+    /// <param name="component">One '/'-separated part of a repository name.</param>
+    /// <param name="why">What is wrong with it, when it is not.</param>
+    /// <returns>Whether it is valid.</returns>
+    public static bool IsValidPathComponent(string component, [NotNullWhen(false)] out string? why)
     {
         why = null;
         if (component.Length == 0)

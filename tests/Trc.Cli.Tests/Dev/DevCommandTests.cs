@@ -40,6 +40,12 @@ public sealed class DevCommandTests : IDisposable
         var blocker = Path.Combine(_dir.FullName, "a-file");
         await File.WriteAllTextAsync(blocker, "not a directory\n");
         var dataDir = Path.Combine(blocker, "dev");
+        return (await RunTrcAsync(["dev", "--data-dir", dataDir, "--listen", "http://127.0.0.1:0", .. args]), dataDir);
+    }
+
+    /// <summary>Runs a trc command line in-process, with this test's directory as home and working directory.</summary>
+    private async Task<CliResult> RunTrcAsync(string[] args)
+    {
         using var input = new MemoryStream();
         using var output = new MemoryStream();
         using var error = new StringWriter { NewLine = "\n" };
@@ -49,8 +55,8 @@ public sealed class DevCommandTests : IDisposable
             WorkingDirectory = _dir.FullName,
         };
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        var code = await TrcCli.RunAsync(["dev", "--data-dir", dataDir, "--listen", "http://127.0.0.1:0", .. args], console, timeout.Token);
-        return (new CliResult(code, output.ToArray(), error.ToString()), dataDir);
+        var code = await TrcCli.RunAsync(args, console, timeout.Token);
+        return new CliResult(code, output.ToArray(), error.ToString());
     }
 
     [Theory]
@@ -71,20 +77,8 @@ public sealed class DevCommandTests : IDisposable
     }
 
     /// <summary>trc dev on a real directory (as root; Preflight passes here): what it refuses before it starts anything.</summary>
-    private async Task<CliResult> RunDevOnAsync(string dataDir)
-    {
-        using var input = new MemoryStream();
-        using var output = new MemoryStream();
-        using var error = new StringWriter { NewLine = "\n" };
-        var console = new CliConsole(input, output, error)
-        {
-            GetEnvironmentVariable = name => name == "HOME" ? _dir.FullName : null,
-            WorkingDirectory = _dir.FullName,
-        };
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        var code = await TrcCli.RunAsync(["dev", "--data-dir", dataDir, "--listen", "http://127.0.0.1:0", "--registry-port", "1"], console, timeout.Token);
-        return new CliResult(code, output.ToArray(), error.ToString());
-    }
+    private Task<CliResult> RunDevOnAsync(string dataDir) =>
+        RunTrcAsync(["dev", "--data-dir", dataDir, "--listen", "http://127.0.0.1:0", "--registry-port", "1"]);
 
     [RootFact]
     public async Task A_data_directory_another_user_owns_is_refused()
