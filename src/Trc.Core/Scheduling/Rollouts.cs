@@ -137,6 +137,16 @@ public static class Rollouts
             }
         }
 
+        // An instance its agent gave up on (failed: it could not start, or kept exiting) in a
+        // deployment that serves or served: asked to stop and replaced, as one on a lost node is
+        // (a rolling deployment's own failures fail its rollout above instead). The agent's restart
+        // backoff before it gives up paces the replacements of an app that never runs.
+        foreach (var dead in live.Where(i => i.State == InstanceStates.Failed && !(status == RolloutStatuses.Rolling && i.Deployment == env.Deployment)).ToList())
+        {
+            events.Add(Stop(dead, $"it failed ({dead.Reason ?? "no reason given"}); a replacement is scheduled"));
+            live.Remove(dead);
+        }
+
         // Which deployments keep instances, and which of them get new ones.
         var keep = new List<(int Deployment, int Release, IReadOnlyList<ProcessSpec> Processes)>();
         switch (status)

@@ -154,17 +154,26 @@ public sealed class NodeAgentFakeTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_crash_looping_instance_is_restarted_with_backoff_then_marked_failed()
+    public async Task A_crash_looping_instance_is_restarted_with_backoff_then_marked_failed_and_replaced()
     {
         var (_, driver, _, stop, run) = await StartAgentAsync(FakeVmScript.ExitAfter(TimeSpan.FromMilliseconds(20), 3, false, "boom"));
         await DeployAsync("loop");
         var states = await WaitForStatesAsync(s => s.Any(x => x.State == InstanceStates.Failed), TimeSpan.FromSeconds(30));
-        var exits = states.Where(s => s.State == InstanceStates.Exited).ToList();
-        Assert.Equal(4, exits.Count); // the first run and three restarts
+        // The first instance's runs: the first and three restarts, then the agent gives up.
+        var exits = states.TakeWhile(s => s.State != InstanceStates.Failed).Where(s => s.State == InstanceStates.Exited).ToList();
+        Assert.Equal(4, exits.Count);
         Assert.All(exits, e => Assert.Equal(3, e.ExitCode));
         Assert.Equal([0, 1, 2, 3], exits.Select(e => e.Restarts));
-        Assert.Contains("gave up after 3 short runs", Assert.Single(states, s => s.State == InstanceStates.Failed).Reason);
-        Assert.Equal(4, driver.Host.Starts.Count);
+        Assert.Contains("gave up after 3 short runs", states.First(s => s.State == InstanceStates.Failed).Reason);
+        var first = driver.Host.Starts[0].InstanceId;
+        Assert.Equal(4, driver.Host.Starts.Count(v => v.InstanceId == first));
+        // Its deployment served (nothing did before): the scheduler replaces it with a new instance.
+        var watch = Stopwatch.StartNew();
+        while (driver.Host.Starts.All(v => v.InstanceId == first))
+        {
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), "the failed instance was not replaced");
+            await Task.Delay(100);
+        }
         await stop.CancelAsync();
         await run;
     }

@@ -214,6 +214,28 @@ public sealed class RolloutsTests
     }
 
     [Fact]
+    public void An_instance_its_agent_gave_up_on_in_a_serving_deployment_is_replaced()
+    {
+        var env = new Env();
+        env.Serve(Web, InstanceStates.Running);
+        var failedId = env.Instances[0].Id;
+        env.Set(i => i.Id == failedId, InstanceStates.Failed);
+        env.Instances[0] = env.Instances[0] with { Reason = "gave up after 10 short runs in a row; last: exited" };
+
+        var plan = env.Step(T0.AddMinutes(5), T0);
+
+        var stop = (InstanceStopRequested)Assert.Single(plan.Events).Payload;
+        Assert.Equal(failedId, stop.InstanceId);
+        Assert.Equal("it failed (gave up after 10 short runs in a row; last: exited); a replacement is scheduled", stop.Reason);
+        var replacement = Assert.Single(plan.Requests);
+        Assert.Equal((1, 1, "web"), (replacement.Deployment, replacement.Release, replacement.Process));
+        Assert.Equal(RolloutStatuses.Completed, env.State.RolloutStatus); // no new deployment: the same one, whole again
+        // Exited or out of memory is the agent's to restart: not replaced.
+        env.Set(i => i.State == InstanceStates.Scheduled, InstanceStates.Exited, 1);
+        Assert.True(env.Step(T0.AddMinutes(6), T0).IsEmpty);
+    }
+
+    [Fact]
     public void Scale_adds_and_removes_instances_of_the_serving_deployment_within_the_bounds()
     {
         var env = new Env();
