@@ -3,6 +3,8 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Trc.ControlPlane.Auth;
 using Trc.ControlPlane.Catalog;
 using Trc.ControlPlane.Commands;
@@ -130,17 +132,12 @@ public static class NodeEndpoints
             await s.Liveness.HeardAsync(n.Id, ct);
             // An instance asked to stop that the node no longer lists runs nowhere: the node lost
             // it while it was away (stopped with its agent, or its VM died), so no agent will ever
-            // report its end. Said here, once, so that it stops reading as live.
+            // report its end. Said once, so that it stops reading as live; after the answer, so
+            // that a heartbeat never waits on it (a late heartbeat is a node declared lost).
             var listed = body.Instances.Select(i => i.Id).ToHashSet();
-            foreach (var gone in (await s.Catalog.StoppingOnNodeAsync(n.Id, ct)).Where(i => !listed.Contains(i.Id)))
-            {
-                await s.Runner.RunAsync(Caller.Get(http), null, "", async load =>
-                {
-                    var instance = await load.LoadAsync(gone.Id, i => new InstanceState(i), ct);
-                    return NodeDecisions.ReportState(instance, gone.NodeId, gone.OrgId, InstanceStates.Stopped, null, null,
-                        "its node no longer runs it (not in the node's heartbeat)", instance.Last?.Restarts ?? 0);
-                }, ct);
-            }
+            var actor = Caller.Get(http);
+            var logger = http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("Trc.ControlPlane.Api.Heartbeats");
+            http.Response.OnCompleted(() => StopWhatTheNodeNoLongerRunsAsync(s, actor, n.Id, listed, logger));
             return Results.NoContent();
         }).Accepts<HeartbeatRequest>("application/json").Produces(204).WithName("heartbeat")
           .WithSummary("The node is alive (node token or admin). Records nothing, except that an instance asked to stop which the node no longer lists is stopped.");
@@ -245,6 +242,29 @@ public static class NodeEndpoints
         return new(n.Id, n.Name, n.Prefix, n.MemoryBytes, n.Cpus, n.Driver, n.Acceleration, n.Region, s.Liveness.Status(n.AdminState, n.Lost, lastSeen), lastSeen,
             n.Instances, n.RegisteredAt, n.AgentVersion, n.AdminState, n.StatusReason, n.UsedMemoryBytes,
             n.MemoryBytes - n.MemoryBytes / 100 * s.Policy.MemoryBufferPercent);
+    }
+
+    /// <summary>Records stopped every instance of the node that was asked to stop, still reads as live, and is not in <paramref name="listed"/>.</summary>
+    private static async Task StopWhatTheNodeNoLongerRunsAsync(ApiServices s, Principal actor, Guid node, HashSet<Guid> listed, ILogger logger)
+    {
+        try
+        {
+            foreach (var gone in (await s.Catalog.StoppingOnNodeAsync(node, CancellationToken.None)).Where(i => !listed.Contains(i.Id)))
+            {
+                await s.Runner.RunAsync(actor, null, "", async load =>
+                {
+                    var instance = await load.LoadAsync(gone.Id, i => new InstanceState(i), CancellationToken.None);
+                    return NodeDecisions.ReportState(instance, gone.NodeId, gone.OrgId, InstanceStates.Stopped, null, null,
+                        "its node no longer runs it (not in the node's heartbeat)", instance.Last?.Restarts ?? 0);
+                }, CancellationToken.None);
+            }
+        }
+#pragma warning disable CA1031 // After the answer there is no caller to tell; the next heartbeat tries again.
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            logger.LogWarning(e, "node {Node}: recording the instances it no longer runs failed; the next heartbeat tries again", node);
+        }
     }
 
     private static async Task<NodeView> ViewAsync(ApiServices s, NodeRow n, CancellationToken ct) => View(s, n, await s.Liveness.LastSeenAsync(ct));
