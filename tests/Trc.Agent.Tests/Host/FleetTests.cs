@@ -24,7 +24,7 @@ namespace Trc.Agent.Tests.Host;
 /// </summary>
 public sealed class FleetTests(ITestOutputHelper output) : IAsyncLifetime
 {
-    private static readonly TimeSpan Lease = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan Lease = TimeSpan.FromSeconds(4); // heartbeats every 300 ms: ~13 missed before a node counts as lost (2 s flaked under a loaded CI host)
     private static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(200);
     private static readonly TimeSpan Drain = TimeSpan.FromMilliseconds(300);
     private static readonly TimeSpan HealthTimeout = TimeSpan.FromSeconds(10);

@@ -9,7 +9,8 @@ namespace Trc.Agent.Tests.Host;
 /// <summary>Health checks against real sockets: TCP connects, HTTP status lines, silence, hostile answers.</summary>
 public sealed class HealthProbeTests
 {
-    private static async Task<(bool, string)> CheckAgainstAsync(string kind, string? answer, int timeoutMs = 1000)
+    // A generous timeout where the server answers (or closes): on a loaded host a close can take over a second to arrive.
+    private static async Task<(bool, string)> CheckAgainstAsync(string kind, string? answer, int timeoutMs = 10_000)
     {
         using var listener = new TcpListener(IPAddress.IPv6Loopback, 0);
         listener.Start();
