@@ -205,8 +205,7 @@ internal static class EdgeCommand
         var addresses = new List<IPAddress>();
         foreach (var text in listen)
         {
-            var bare = text.StartsWith('[') && text.EndsWith(']') ? text[1..^1] : text;
-            if (!IPAddress.TryParse(bare, out var address) || bare.Contains('%', StringComparison.Ordinal))
+            if (!TryParseListenAddress(text, out var address))
             {
                 console.Err.WriteLine($"trc edge: --listen \"{TextTable.Clean(text)}\": not an IP address (like :: or 192.0.2.10; the ports come from the routes)");
                 return false;
@@ -231,6 +230,14 @@ internal static class EdgeCommand
         }
         plan = new EdgeListenPlan { Addresses = addresses.Count == 0 ? [IPAddress.IPv6Any] : addresses.Distinct().ToList(), PortMap = map };
         return true;
+    }
+
+    /// <summary>An edge address as <c>--listen</c> takes it: an IP address, IPv6 optionally in brackets, without a zone.</summary>
+    internal static bool TryParseListenAddress(string text, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out IPAddress? address)
+    {
+        var bare = text.StartsWith('[') && text.EndsWith(']') ? text[1..^1] : text;
+        address = IPAddress.TryParse(bare, out var parsed) && !bare.Contains('%', StringComparison.Ordinal) ? parsed : null;
+        return address is not null;
     }
 
     /// <summary>The drain timeout, capped below the CLI's 45 s limit on a stopping command.</summary>

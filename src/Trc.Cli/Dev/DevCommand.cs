@@ -42,8 +42,11 @@ internal static class DevCommand
     /// <summary>Where a public port of 1024 and below is served when this process may not bind it: 10000 above.</summary>
     public const int HighPortOffset = 10_000;
 
-    /// <summary>The ports routes may use in dev besides 443 and 80 (the tcp_raw example uses 7000).</summary>
-    public static IReadOnlySet<int> DevPorts { get; } = Enumerable.Range(7000, 80).Concat(Enumerable.Range(8000, 1000)).ToHashSet();
+    /// <summary>The port ranges routes may use in dev besides 443 and 80 (the tcp_raw example uses 7000).</summary>
+    private static readonly (int First, int Last)[] DevPortRanges = [(7000, 7079), (8000, 8999)];
+
+    /// <summary>The ports routes may use in dev besides 443 and 80: <see cref="DevPortRanges"/>.</summary>
+    public static IReadOnlySet<int> DevPorts { get; } = DevPortRanges.SelectMany(r => Enumerable.Range(r.First, r.Last - r.First + 1)).ToHashSet();
 
     public static Command Create(CliConsole console)
     {
@@ -112,8 +115,7 @@ internal static class DevCommand
         var list = new List<IPAddress>();
         foreach (var text in texts)
         {
-            var bare = text.StartsWith('[') && text.EndsWith(']') ? text[1..^1] : text;
-            if (!IPAddress.TryParse(bare, out var address) || bare.Contains('%', StringComparison.Ordinal))
+            if (!EdgeCommand.TryParseListenAddress(text, out var address))
             {
                 throw new DevSetupException($"--edge-listen \"{TextTable.Clean(text)}\": not an IP address (like 127.0.0.1 or ::; the ports come from the routes)", ExitCodes.Usage);
             }
@@ -128,7 +130,7 @@ internal static class DevCommand
         void Say(string line) => console.Out.WriteLine($"trc dev: {line}");
         Preflight();
         var dir = settings.Directory;
-        if (Directory.Exists(dir) && FileOwner.Stat(dir) is { } owner && owner.Uid != FileOwner.EffectiveUser)
+        if (Directory.Exists(dir) && LinuxFiles.Stat(dir) is { } owner && owner.Uid != LinuxFiles.EffectiveUser)
         {
             // Its owner would control the database, the images and the CLI profile.
             throw new DevSetupException($"{dir} belongs to uid {owner.Uid}, not to you: give trc dev a directory of its own (--data-dir)");
@@ -195,7 +197,14 @@ internal static class DevCommand
             ct.ThrowIfCancellationRequested();
             if (!agent.Registered.IsCompleted)
             {
-                await agentRun; // throws why: the driver cannot run here, or the control plane refused the node
+                try
+                {
+                    await agentRun; // throws why: the driver cannot run here, or the control plane refused the node
+                }
+                catch (Exception e) when (e is InvalidOperationException or TrcException)
+                {
+                    throw new DevSetupException($"the agent cannot run: {e.Message}");
+                }
                 throw new DevSetupException("the agent stopped before registering");
             }
             var node = await agent.Registered;
@@ -223,7 +232,7 @@ internal static class DevCommand
             console.Out.WriteLine($"  API       {server.Address}  (admin token: {server.AdminTokenFile})");
             console.Out.WriteLine($"  CLI       org \"{Org}\", env \"{Env}\": trc commands use {profile} without trc login");
             console.Out.WriteLine($"  images    localhost:{settings.RegistryPort}/hello:v1, hello:broken, echo:v1 (OCI layouts in {images}/NAME)");
-            console.Out.WriteLine($"  edge      {addresses}: {PortLine(plan, 443)} (TLS by SNI), {PortLine(plan, 80)}, and the routes' own ports ({DevPorts.Min()}-{DevPorts.Where(p => p < 8000).Max()}, {8000}-{DevPorts.Max()})");
+            console.Out.WriteLine($"  edge      {addresses}: {PortLine(plan, 443)} (TLS by SNI), {PortLine(plan, 80)}, and the routes' own ports ({string.Join(", ", DevPortRanges.Select(r => $"{r.First}-{r.Last}"))})");
             console.Out.WriteLine($"  node      {node.Name}: {fingerprint.Driver} ({fingerprint.Acceleration}), instances in {node.Prefix} on bridge {agentOptions.Bridge}");
             console.Out.WriteLine($"  example   cd examples/hello && trc apps create hello && trc envs create {Env} --app hello && trc deploy --image localhost:{settings.RegistryPort}/hello:v1");
             console.Out.WriteLine("  Ctrl-C stops everything; instances get SIGTERM first.");
@@ -244,10 +253,6 @@ internal static class DevCommand
         {
             // Ctrl-C while starting.
             Say("interrupted while starting; stopping what started");
-        }
-        catch (Exception e) when (e is InvalidOperationException or TrcException)
-        {
-            throw new DevSetupException($"the agent cannot run: {e.Message}");
         }
         finally
         {
@@ -288,7 +293,7 @@ internal static class DevCommand
             var missing = new List<string>();
             foreach (var (tool, package) in new[] { ("qemu-system-x86_64", "qemu-system-x86"), ("mkfs.ext4", "e2fsprogs"), ("ip", "iproute2"), ("busybox", "busybox-static"), ("openssl", "openssl") })
             {
-                if (!OnPath(tool))
+                if (DevPaths.FindTool(tool) is null)
                 {
                     missing.Add(package);
                 }
@@ -312,10 +317,6 @@ internal static class DevCommand
             throw new DevSetupException($"another trc dev runs on {dir}: stop it first, or give this one --data-dir");
         }
     }
-
-    private static bool OnPath(string tool) =>
-        (Environment.GetEnvironmentVariable("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin").Split(':', StringSplitOptions.RemoveEmptyEntries)
-            .Concat(["/usr/sbin", "/sbin", "/usr/bin", "/bin"]).Any(d => File.Exists(Path.Combine(d, tool)));
 
     private static string PortLine(EdgeListenPlan plan, int port) =>
         plan.Local(port) == port ? $"port {port}" : $"port {port} on {plan.Local(port)} (this process may not bind {port})";
@@ -368,13 +369,12 @@ internal static class DevCommand
 
     private static ServerOptions ServerOptionsFor(DevSettings settings)
     {
-        var environment = Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
-            .Where(e => !((string)e.Key).StartsWith("TRC_", StringComparison.Ordinal) || (string)e.Key == "TRC_LOG_RETENTION")
-            .ToDictionary(e => (string)e.Key, e => (string?)e.Value, StringComparer.Ordinal);
         ServerOptions options;
         try
         {
-            options = ServerConfig.Load(null, environment, new Dictionary<string, string?>
+            // No environment: TRC_DATABASE, TRC_LISTEN and the like are meant for a trc server
+            // and must not point trc dev at another database. Its own flags say everything.
+            options = ServerConfig.Load(null, new Dictionary<string, string?>(), new Dictionary<string, string?>
             {
                 ["database"] = "sqlite:" + Path.Combine(settings.Directory, "trc.db"),
                 ["listen"] = settings.Listen,

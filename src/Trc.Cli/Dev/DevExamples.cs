@@ -4,6 +4,7 @@ using System.Runtime.Versioning;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
+using Trc.Agent.Runtime;
 using Trc.Oci.Build;
 using Trc.Oci.Images;
 using Trc.Oci.Layout;
@@ -36,6 +37,8 @@ internal static class DevExamples
         new("hello", "broken", "the same app without its TLS key: it exits at start"),
         new("echo", "v1", "a raw TCP echo server (busybox nc)"),
     ];
+
+    private static readonly TimeSpan ToolTimeout = TimeSpan.FromSeconds(30);
 
     private static readonly DateTimeOffset FixedTime = DateTimeOffset.FromUnixTimeSeconds(1_767_225_600); // 2026-01-01
 
@@ -144,7 +147,7 @@ internal static class DevExamples
         {
             File.Copy(busybox, target);
         }
-        var (code, list) = await RunAsync(busybox, ["--list"], ct).ConfigureAwait(false);
+        var (code, list) = await HostProcess.RunAsync(busybox, ["--list"], ToolTimeout, ct).ConfigureAwait(false);
         if (code != 0)
         {
             throw new DevSetupException($"{busybox} --list failed: {list.Trim()}");
@@ -163,7 +166,7 @@ internal static class DevExamples
     private static async Task AddWithLibrariesAsync(string root, string binary, CancellationToken ct)
     {
         CopyInto(root, binary);
-        var (code, output) = await RunAsync("ldd", [binary], ct).ConfigureAwait(false);
+        var (code, output) = await HostProcess.RunAsync(DevPaths.FindTool("ldd") ?? "ldd", [binary], ToolTimeout, ct).ConfigureAwait(false);
         if (code != 0)
         {
             // "not a dynamic executable": a static binary needs nothing more.
@@ -220,19 +223,9 @@ internal static class DevExamples
     }
 
     /// <summary>A host tool the examples are made of, or a failure saying which package has it.</summary>
-    private static string Tool(string name)
-    {
-        foreach (var directory in (Environment.GetEnvironmentVariable("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin").Split(':', StringSplitOptions.RemoveEmptyEntries).Append("/usr/bin").Append("/bin"))
-        {
-            var path = Path.Combine(directory, name);
-            if (File.Exists(path))
-            {
-                return path;
-            }
-        }
-        var package = name == "busybox" ? "busybox-static" : name;
-        throw new DevSetupException($"'{name}' is not installed; the example images are made from this machine's own (apt-get install {package}, or run scripts/dev)");
-    }
+    private static string Tool(string name) =>
+        DevPaths.FindTool(name) ?? throw new DevSetupException(
+            $"'{name}' is not installed; the example images are made from this machine's own (apt-get install {(name == "busybox" ? "busybox-static" : name)}, or run scripts/dev)");
 
     /// <summary>The hello example's key (0600) and self-signed certificate for <see cref="HelloHostname"/>, made once.</summary>
     private static async Task<(string Cert, string Key)> EnsureHelloCertificateAsync(string devDirectory, string imagesDirectory, CancellationToken ct)
@@ -273,20 +266,6 @@ internal static class DevExamples
             File.SetUnixFileMode(shared, (UnixFileMode)Convert.ToInt32("644", 8));
         }
         return (cert, key);
-    }
-
-    private static async Task<(int Code, string Output)> RunAsync(string file, IReadOnlyList<string> args, CancellationToken ct)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in args)
-        {
-            psi.ArgumentList.Add(a);
-        }
-        using var process = Process.Start(psi) ?? throw new DevSetupException($"could not start {file}");
-        var stdout = process.StandardOutput.ReadToEndAsync(ct);
-        var stderr = process.StandardError.ReadToEndAsync(ct);
-        await process.WaitForExitAsync(ct).ConfigureAwait(false);
-        return (process.ExitCode, await stdout.ConfigureAwait(false) + await stderr.ConfigureAwait(false));
     }
 }
 

@@ -26,6 +26,16 @@ internal static class DevPaths
             ? [Path.Combine(Path.GetFullPath(dir), ProfileName)]
             : [Path.Combine(Home(environment), ".local", "share", "trc", "dev", ProfileName), Path.Combine("/var/lib/trc/dev", ProfileName)];
 
+    /// <summary>
+    /// A host tool's path: the first hit in PATH, then in the sbin and bin directories a PATH
+    /// (sudo's, or an unprivileged user's) may leave out; null when there is none.
+    /// </summary>
+    public static string? FindTool(string name) =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
+            .Concat(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
+            .Select(d => Path.Combine(d, name))
+            .FirstOrDefault(File.Exists);
+
     private static string Home(Func<string, string?> environment) =>
         environment("HOME") is { Length: > 0 } home ? home : Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
 }

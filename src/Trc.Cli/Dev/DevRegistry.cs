@@ -16,6 +16,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Win32.SafeHandles;
 using Trc.Oci.Images;
+using Trc.Core.Toml;
 using Trc.Oci.Layout;
 
 namespace Trc.Cli.Dev;
@@ -103,7 +104,7 @@ internal sealed partial class DevRegistry : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(listen);
         var full = Path.GetFullPath(imagesDirectory);
         Directory.CreateDirectory(full);
-        var root = Native.RealPath(full, out var errno)
+        var root = LinuxFiles.RealPath(full, out var errno)
             ?? throw new IOException($"cannot resolve the images directory {full}: {Marshal.GetPInvokeErrorMessage(errno)}");
 
         // The empty builder: no configuration sources (ASPNETCORE_URLS cannot add a listener), no
@@ -452,10 +453,10 @@ internal sealed partial class DevRegistry : IAsyncDisposable
     private Opened OpenConfined(string relative)
     {
         var path = Path.Join(ImagesDirectory, relative);
-        var real = Native.RealPath(path, out var errno);
+        var real = LinuxFiles.RealPath(path, out var errno);
         if (real is null)
         {
-            return errno is Native.ENoent or Native.ENotDir
+            return errno is LinuxFiles.ENoent or LinuxFiles.ENotDir
                 ? new Opened(null, true, $"{path} does not exist")
                 : new Opened(null, false, $"{path} cannot be resolved: {Marshal.GetPInvokeErrorMessage(errno)}");
         }
@@ -464,21 +465,21 @@ internal sealed partial class DevRegistry : IAsyncDisposable
             LogOutside(_logger, path, real);
             return new Opened(null, false, $"{path} resolves to {real}, outside the images directory; refused");
         }
-        var handle = Native.OpenReadOnly(real, out errno);
+        var handle = LinuxFiles.OpenReadOnly(real, out errno);
         if (handle is null)
         {
-            return errno == Native.ENoent
+            return errno == LinuxFiles.ENoent
                 ? new Opened(null, true, $"{path} does not exist")
                 : new Opened(null, false, $"{path} cannot be opened: {Marshal.GetPInvokeErrorMessage(errno)}");
         }
         // Closes the gap between realpath and open: the file actually opened must be the one checked.
-        if (Native.OpenedPath(handle) is { } opened && opened != real)
+        if (LinuxFiles.OpenedPath(handle) is { } opened && opened != real)
         {
             handle.Dispose();
             LogOutside(_logger, path, opened);
             return new Opened(null, false, $"{path} changed while it was opened; refused");
         }
-        var (isRegular, length) = Native.Describe(handle);
+        var (isRegular, length) = LinuxFiles.Describe(handle);
         if (!isRegular)
         {
             handle.Dispose();
@@ -529,7 +530,7 @@ internal sealed partial class DevRegistry : IAsyncDisposable
     internal static string? ValidateName(IReadOnlyList<string> components)
     {
         var length = components.Count - 1 + components.Sum(c => c.Length);
-        var shown = Shorten(string.Join('/', components.Select(Printable)));
+        var shown = Shorten(string.Join('/', components));
         if (components.Count == 0 || length == 0)
         {
             return "repository name is empty";
@@ -542,7 +543,7 @@ internal sealed partial class DevRegistry : IAsyncDisposable
         {
             if (!ImageReference.IsValidPathComponent(component, out var why))
             {
-                return $"repository name \"{shown}\": component \"{Shorten(Printable(component))}\" {why} "
+                return $"repository name \"{shown}\": component \"{Shorten(component)}\" {why} "
                     + "(components are lowercase letters and digits, joined inside by '.', '_', '__' or dashes; components are joined by '/')";
             }
         }
@@ -743,22 +744,9 @@ internal sealed partial class DevRegistry : IAsyncDisposable
         return buffer.WrittenSpan.ToArray();
     }
 
-    // Messages quote the request; a hostile megabyte of it must not end up whole in an answer or a log line.
-    private static string Shorten(string text) => text.Length <= 160 ? text : string.Concat(text.AsSpan(0, 150), "…");
-
-    private static string Printable(string text)
-    {
-        if (!text.Any(char.IsControl))
-        {
-            return text;
-        }
-        var builder = new StringBuilder(text.Length + 8);
-        foreach (var c in text)
-        {
-            builder.Append(char.IsControl(c) ? $"\\u{(int)c:x4}" : c.ToString());
-        }
-        return builder.ToString();
-    }
+    // Messages quote the request: a hostile megabyte of it, or a control character, must not end up
+    // whole or raw in an answer or a log line.
+    private static string Shorten(string text) => TomlKeys.Printable(text, 160);
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Dev registry serving the layouts under {Directory} on {Host}")]
     private static partial void LogServing(ILogger logger, string directory, string host);
@@ -768,118 +756,4 @@ internal sealed partial class DevRegistry : IAsyncDisposable
 
     [LoggerMessage(EventId = 3, Level = LogLevel.Error, Message = "Dev registry failed to answer {Method} {Target}")]
     private static partial void LogFailed(ILogger logger, string method, string target, Exception exception);
-
-    // ---- libc ------------------------------------------------------------------------------------
-
-    /// <summary>realpath, a non-blocking open and fstat: .NET has no public API to resolve every symlink of a path or to tell a FIFO from a file.</summary>
-    private static class Native
-    {
-        public const int ENoent = 2;
-        public const int ENotDir = 20;
-        private const int EIntr = 4;
-        private const int ORdOnly = 0;
-        private const int ONonBlock = 0x800; // same on x86_64 and aarch64
-        private const int OCloExec = 0x80000; // same on x86_64 and aarch64
-        private const int AtEmptyPath = 0x1000;
-        private const uint StatxBasicStats = 0x7ff;
-        private const uint TypeMask = 0xf000;
-        private const uint TypeRegular = 0x8000;
-
-        // O_NOFOLLOW differs between architectures; elsewhere the /proc check after open covers it.
-        private static readonly int ONoFollow = RuntimeInformation.ProcessArchitecture switch
-        {
-            Architecture.X64 => 0x20000,
-            Architecture.Arm64 => 0x8000,
-            _ => 0,
-        };
-
-        /// <summary>The path with every symlink, '.' and '..' resolved; null (with errno) when that fails.</summary>
-        public static string? RealPath(string path, out int errno)
-        {
-            var resolved = realpath(path, IntPtr.Zero);
-            if (resolved == IntPtr.Zero)
-            {
-                errno = Marshal.GetLastPInvokeError();
-                return null;
-            }
-            try
-            {
-                errno = 0;
-                return Marshal.PtrToStringUTF8(resolved);
-            }
-            finally
-            {
-                free(resolved);
-            }
-        }
-
-        /// <summary>open(O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC): a FIFO does not block, a final symlink fails.</summary>
-        public static SafeFileHandle? OpenReadOnly(string path, out int errno)
-        {
-            while (true)
-            {
-                var fd = open(path, ORdOnly | ONonBlock | OCloExec | ONoFollow, 0);
-                if (fd >= 0)
-                {
-                    errno = 0;
-                    return new SafeFileHandle(fd, ownsHandle: true);
-                }
-                errno = Marshal.GetLastPInvokeError();
-                if (errno != EIntr)
-                {
-                    return null;
-                }
-            }
-        }
-
-        /// <summary>The path the kernel has for an open descriptor, or null when /proc cannot say.</summary>
-        public static string? OpenedPath(SafeFileHandle handle)
-        {
-            try
-            {
-                return new FileInfo($"/proc/self/fd/{handle.DangerousGetHandle()}").LinkTarget;
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                return null;
-            }
-        }
-
-        /// <summary>Whether an open descriptor is a regular file, and its size.</summary>
-        public static (bool IsRegular, long Length) Describe(SafeFileHandle handle)
-        {
-            while (true)
-            {
-                if (statx((int)handle.DangerousGetHandle(), "", AtEmptyPath, StatxBasicStats, out var buffer) == 0)
-                {
-                    return ((buffer.Mode & TypeMask) == TypeRegular, (long)buffer.Size);
-                }
-                var errno = Marshal.GetLastPInvokeError();
-                if (errno != EIntr)
-                {
-                    throw new IOException($"cannot stat an open file: {Marshal.GetPInvokeErrorMessage(errno)}");
-                }
-            }
-        }
-
-        // struct statx from <linux/stat.h>: fixed layout, 256 bytes, the same on all architectures.
-        [StructLayout(LayoutKind.Explicit, Size = 256)]
-        private struct Statx
-        {
-            [FieldOffset(28)] public ushort Mode;
-            [FieldOffset(40)] public ulong Size;
-        }
-
-        [DllImport("libc", SetLastError = true)]
-        private static extern IntPtr realpath([MarshalAs(UnmanagedType.LPUTF8Str)] string path, IntPtr resolved);
-
-        [DllImport("libc")]
-        private static extern void free(IntPtr pointer);
-
-        [DllImport("libc", SetLastError = true)]
-        private static extern int open([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags, int mode);
-
-        [DllImport("libc", SetLastError = true)]
-        private static extern int statx(int dirfd, [MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags, uint mask, out Statx buffer);
-    }
 }

@@ -108,8 +108,9 @@ internal sealed class RemoteContext : IDisposable
     private CliConfig LoadConfig()
     {
         var config = CliConfig.Load(Console, ConfigPath);
-        // A token of the environment or the login is never sent to a URL a profile names.
-        if (config.Url is not null || config.Token is not null || Variable("TRC_URL") is not null || Variable("TRC_TOKEN") is not null)
+        // A token of the environment or the login is never sent to a URL a profile names; trc dev
+        // (and so its profile) is Linux only.
+        if (config.Url is not null || config.Token is not null || Variable("TRC_URL") is not null || Variable("TRC_TOKEN") is not null || !OperatingSystem.IsLinux())
         {
             return config;
         }
@@ -120,7 +121,7 @@ internal sealed class RemoteContext : IDisposable
                 continue;
             }
             // Its URL gets whatever the user does next: only a file nobody else could have written.
-            if (!OperatingSystem.IsWindows() && Dev.FileOwner.Untrusted(candidate) is { } why)
+            if (Dev.FileOwner.Untrusted(candidate) is { } why)
             {
                 _devProfileProblem = $"{candidate}: not used: {why}";
                 continue;

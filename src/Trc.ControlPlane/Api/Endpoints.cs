@@ -427,12 +427,11 @@ public static class Endpoints
                 var bytes = SecretsFile.Encode(current);
                 var bundleId = Guid.NewGuid();
                 await s.Vault.WriteAsync(state.Id, bundleId, bytes, ct);
-                made = new SecretsView(state.SecretsVersion + 1, current.Keys.Order(StringComparer.Ordinal).ToList());
                 var orgState = await load.LoadAsync(state.OrgId, i => new OrgState(i), ct);
                 var changes = Decisions.SetSecrets(state, orgState, current.Keys.ToList(), bundleId);
-                // The rollout this change starts, when the env runs a release.
+                // With the rollout this change starts, when the env runs a release.
                 var rolled = changes.SelectMany(c => c.Events).Select(ev => ev.Payload).OfType<ReleaseDeployed>().FirstOrDefault();
-                made = made with { Deployment = rolled?.Deployment };
+                made = new SecretsView(state.SecretsVersion + 1, current.Keys.Order(StringComparer.Ordinal).ToList(), rolled?.Deployment);
                 return changes;
             }, ct);
             // This request's version (a concurrent one may be newer); a replayed request reads the catalog.

@@ -83,6 +83,19 @@ public sealed class NodeAgentFakeTests : IAsyncLifetime
         throw new TimeoutException("states so far: " + string.Join(", ", states.Select(s => $"{s.State}({s.Reason})")));
     }
 
+    /// <summary>The app's deployment once it failed (the scheduler runs in the background).</summary>
+    private async Task<DeploymentView> WaitForFailedDeploymentAsync(string app, int number)
+    {
+        var watch = Stopwatch.StartNew();
+        DeploymentView deployment;
+        while ((deployment = await _admin.GetDeploymentAsync("acme", app, "prod", number)).Status != "failed")
+        {
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), $"deployment is {deployment.Status}, not failed");
+            await Task.Delay(100);
+        }
+        return deployment;
+    }
+
     [Fact]
     public async Task An_instance_that_cannot_be_prepared_is_retried_then_reported_failed_with_the_reason_which_fails_its_rollout()
     {
@@ -95,13 +108,7 @@ public sealed class NodeAgentFakeTests : IAsyncLifetime
         var giveUp = Assert.Single(states, s => s.State == InstanceStates.Failed);
         Assert.Contains("registry.example.com is unreachable", giveUp.Reason);
         Assert.Equal(3, giveUp.Restarts);
-        var watch = Stopwatch.StartNew();
-        DeploymentView deployment;
-        while ((deployment = await _admin.GetDeploymentAsync("acme", "broken", "prod", release.Deployment!.Value)).Status != "failed")
-        {
-            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), $"deployment is {deployment.Status}, not failed");
-            await Task.Delay(100);
-        }
+        var deployment = await WaitForFailedDeploymentAsync("broken", release.Deployment!.Value);
         Assert.Contains("registry.example.com is unreachable", deployment.FailureReason);
         await stop.CancelAsync();
         await run;
@@ -125,13 +132,7 @@ public sealed class NodeAgentFakeTests : IAsyncLifetime
         Assert.DoesNotContain(states.TakeWhile(s => s.State != InstanceStates.Failed), s => s.State == InstanceStates.Running);
         // The VM was killed, not left hanging, and the rollout failed with the reason.
         Assert.Contains(driver.Host.Events, e => e.Kind == FakeVmEventKind.Killed);
-        var watch = Stopwatch.StartNew();
-        DeploymentView deployment;
-        while ((deployment = await _admin.GetDeploymentAsync("acme", "hangs", "prod", release.Deployment!.Value)).Status != "failed")
-        {
-            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), $"deployment is {deployment.Status}, not failed");
-            await Task.Delay(100);
-        }
+        var deployment = await WaitForFailedDeploymentAsync("hangs", release.Deployment!.Value);
         Assert.Contains("did not start the app", deployment.FailureReason);
         await stop.CancelAsync();
         await run;

@@ -6,19 +6,6 @@ using Trc.Cli.Dev;
 
 namespace Trc.Cli.Tests.Dev;
 
-/// <summary>A fact that needs root (chown, or trc dev getting past its own root check); skipped otherwise.</summary>
-public sealed class RootFactAttribute : FactAttribute
-{
-    /// <summary>Sets the skip reason when this process is not root.</summary>
-    public RootFactAttribute()
-    {
-        if (!Environment.IsPrivilegedProcess)
-        {
-            Skip = "needs root; this test process is not root";
-        }
-    }
-}
-
 /// <summary>
 /// <c>trc dev</c>'s command line through the in-process CLI (a bad option is refused before
 /// anything starts), and the edge's port map.
@@ -84,7 +71,7 @@ public sealed class DevCommandTests : IDisposable
     public async Task A_data_directory_another_user_owns_is_refused()
     {
         var dataDir = Directory.CreateDirectory(Path.Combine(_dir.FullName, "theirs")).FullName;
-        Assert.Equal(0, chown(dataDir, 65534, 65534));
+        Assert.Equal(0, RootOnly.Chown(dataDir, 65534));
 
         var result = await RunDevOnAsync(dataDir);
 
@@ -107,8 +94,6 @@ public sealed class DevCommandTests : IDisposable
         Assert.Equal([".lock"], Directory.EnumerateFileSystemEntries(dataDir).Select(Path.GetFileName));
     }
 
-    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
-    private static extern int chown(string path, int owner, int group);
 
     [Fact]
     public async Task An_unknown_acceleration_is_a_usage_error_listing_the_choices()

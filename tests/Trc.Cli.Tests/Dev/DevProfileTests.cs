@@ -19,6 +19,25 @@ public sealed class DevProfileTests(CliServerFixture server) : IClassFixture<Cli
 
     private static string HomeProfile(CliSession session) => Path.Combine(session.Home, ".local", "share", "trc", "dev", DevPaths.ProfileName);
 
+    /// <summary>A dev directory of the session's own (0755), named by TRC_DEV_DIR: it and its profile's path.</summary>
+    private static (string Dir, string Profile) OwnDevDir(CliSession user)
+    {
+        var dir = Path.Combine(user.Root, "dev");
+        Directory.CreateDirectory(dir);
+        File.SetUnixFileMode(dir, (UnixFileMode)Convert.ToInt32("755", 8));
+        user.Environment["TRC_DEV_DIR"] = dir;
+        return (dir, Path.Combine(dir, DevPaths.ProfileName));
+    }
+
+    /// <summary>A profile (mode 0600) in <see cref="OwnDevDir"/> holding exactly <paramref name="content"/>; its path.</summary>
+    private static string RawProfile(CliSession user, string content)
+    {
+        var (_, profile) = OwnDevDir(user);
+        File.WriteAllText(profile, content);
+        File.SetUnixFileMode(profile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        return profile;
+    }
+
     /// <summary>An org with one app, and an owner token of it.</summary>
     private async Task<(string Org, string Token)> OrgWithAppAsync(string app)
     {
@@ -51,10 +70,7 @@ public sealed class DevProfileTests(CliServerFixture server) : IClassFixture<Cli
     {
         var (org, token) = await OrgWithAppAsync("planted");
         using var user = server.NewSession();
-        var devDir = Path.Combine(user.Root, "dev");
-        Directory.CreateDirectory(devDir);
-        File.SetUnixFileMode(devDir, (UnixFileMode)Convert.ToInt32("755", 8));
-        var profile = Path.Combine(devDir, DevPaths.ProfileName);
+        var (devDir, profile) = OwnDevDir(user);
         var real = Path.Combine(user.Root, "elsewhere.toml");
         new CliConfig(Url, token, org, "prod").Save(how == "symlink" ? real : profile);
         string expected;
@@ -73,7 +89,6 @@ public sealed class DevProfileTests(CliServerFixture server) : IClassFixture<Cli
                 expected = "it is not a regular file (a symlink?)";
                 break;
         }
-        user.Environment["TRC_DEV_DIR"] = devDir;
 
         var apps = await user.RunAsync("apps");
 
@@ -87,13 +102,9 @@ public sealed class DevProfileTests(CliServerFixture server) : IClassFixture<Cli
     {
         var (org, token) = await OrgWithAppAsync("theirs");
         using var user = server.NewSession();
-        var devDir = Path.Combine(user.Root, "dev");
-        Directory.CreateDirectory(devDir);
-        File.SetUnixFileMode(devDir, (UnixFileMode)Convert.ToInt32("755", 8));
-        var profile = Path.Combine(devDir, DevPaths.ProfileName);
+        var (_, profile) = OwnDevDir(user);
         new CliConfig(Url, token, org, "prod").Save(profile);
-        Assert.Equal(0, chown(profile, 65534, 65534));
-        user.Environment["TRC_DEV_DIR"] = devDir;
+        Assert.Equal(0, RootOnly.Chown(profile, 65534));
 
         var apps = await user.RunAsync("apps");
 
@@ -116,8 +127,6 @@ public sealed class DevProfileTests(CliServerFixture server) : IClassFixture<Cli
         Assert.Contains("no server URL", apps.Stderr);
     }
 
-    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
-    private static extern int chown(string path, int owner, int group);
 
     [Fact]
     public async Task A_dev_profile_naming_a_dead_server_is_used_and_fails_as_unreachable()
@@ -138,9 +147,7 @@ public sealed class DevProfileTests(CliServerFixture server) : IClassFixture<Cli
         var (org, token) = await OrgWithAppAsync("from-dev-dir");
         using var user = server.NewSession();
         new CliConfig(DeadUrl, token, org, "prod").Save(HomeProfile(user));
-        var devDir = Path.Combine(user.Root, "dev");
-        new CliConfig(Url, token, org, "prod").Save(Path.Combine(devDir, DevPaths.ProfileName));
-        user.Environment["TRC_DEV_DIR"] = devDir;
+        new CliConfig(Url, token, org, "prod").Save(OwnDevDir(user).Profile);
 
         var apps = await user.RunAsync("apps");
 
@@ -246,12 +253,7 @@ public sealed class DevProfileTests(CliServerFixture server) : IClassFixture<Cli
     public async Task A_broken_dev_profile_is_a_not_logged_in_error_that_names_the_problem(string content, string problem)
     {
         using var user = server.NewSession();
-        var devDir = Path.Combine(user.Root, "dev");
-        Directory.CreateDirectory(devDir);
-        var profile = Path.Combine(devDir, DevPaths.ProfileName);
-        File.WriteAllText(profile, content == "oversized" ? "# " + new string('x', 70 * 1024) + "\n" : content);
-        File.SetUnixFileMode(profile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        user.Environment["TRC_DEV_DIR"] = devDir;
+        var profile = RawProfile(user, content == "oversized" ? "# " + new string('x', 70 * 1024) + "\n" : content);
 
         var apps = await user.RunAsync("apps");
 
@@ -270,12 +272,7 @@ public sealed class DevProfileTests(CliServerFixture server) : IClassFixture<Cli
     public async Task A_wrong_value_in_the_dev_profile_is_said_with_the_profiles_path(string content, int code, string message)
     {
         using var user = server.NewSession();
-        var devDir = Path.Combine(user.Root, "dev");
-        Directory.CreateDirectory(devDir);
-        var profile = Path.Combine(devDir, DevPaths.ProfileName);
-        File.WriteAllText(profile, content);
-        File.SetUnixFileMode(profile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        user.Environment["TRC_DEV_DIR"] = devDir;
+        var profile = RawProfile(user, content);
 
         var apps = await user.RunAsync("apps");
 
